@@ -1,0 +1,63 @@
+"""Pieces both training loops share: device choice, seeding, RNG state and checkpoint files."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rnnbench.errors import ConfigError
+
+
+def require_positive(**values: float | int) -> None:
+    """Raise a one-line ConfigError for the first value that is not > 0."""
+    for name, value in values.items():
+        if not value > 0:
+            raise ConfigError(f"{name} must be > 0, got {value!r}; pass a positive {name}")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """`auto` takes the GPU when torch sees one, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed torch (model init, sampling) and return the numpy generator that orders batches."""
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """Everything random that the next epoch depends on, for checkpoints."""
+    state: dict[str, Any] = {"numpy": rng.bit_generator.state, "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(rng: np.random.Generator, state: dict[str, Any]) -> None:
+    rng.bit_generator.state = state["numpy"]
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write atomically (temp file + rename) so a crash never leaves a half checkpoint behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        torch.save(state, tmp)
+    os.replace(tmp.name, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load on the CPU; the loops move tensors to their own device."""
+    return torch.load(path, map_location="cpu", weights_only=False)
