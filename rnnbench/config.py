@@ -31,7 +31,8 @@ def _parse_bool(text: str) -> bool:
 
 
 def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """Add one `--field-name` flag per dataclass field; its help is the field's comment-free default."""
+    """Add one `--field-name` flag per dataclass field. Flags not given stay out of the namespace,
+    so the dataclass supplies its own defaults and callers can tell which flags the user set."""
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         if field.name in skip:
@@ -39,19 +40,23 @@ def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str,
         kind, many = _scalar_type(hints[field.name])
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
         flag = "--" + field.name.replace("_", "-")
-        kwargs: dict[str, Any] = {"dest": field.name, "default": default, "help": f"default: {default}"}
+        kwargs: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS, "help": f"default: {default}"}
         kwargs["type"] = _parse_bool if kind is bool else kind
         if many:
             kwargs["nargs"] = "+"
         parser.add_argument(flag, **kwargs)
 
 
-def config_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
-    """Build the dataclass from parsed flags; list flags become tuples like the defaults."""
+def given_config(cls: type, args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields the user set on the command line; list flags become tuples like the defaults."""
     values = {}
     for field in dataclasses.fields(cls):
         if hasattr(args, field.name):
             value = getattr(args, field.name)
             values[field.name] = tuple(value) if isinstance(value, list) else value
-    values.update(overrides)
-    return cls(**values)
+    return values
+
+
+def config_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
+    """Build the dataclass from parsed flags, its own defaults filling in the rest."""
+    return cls(**{**given_config(cls, args), **overrides})

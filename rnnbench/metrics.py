@@ -30,3 +30,13 @@ def synth_acc(temperature: float) -> str:
 def compl_acc(temperature: float) -> str:
     """Share of valid completions of held-out half sequences at this temperature."""
     return f"compl_acc@t{temperature:g}"
+
+
+def synth_example(temperature: float, valid: bool) -> str:
+    """The first valid (or invalid) synthesised sample as text, or None if there was none."""
+    return f"synth_{'valid' if valid else 'invalid'}_example@t{temperature:g}"
+
+
+def compl_example(temperature: float, valid: bool) -> str:
+    """The first valid (or invalid) completion as text (prefix included), or None."""
+    return f"compl_{'valid' if valid else 'invalid'}_example@t{temperature:g}"

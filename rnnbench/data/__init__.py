@@ -1,0 +1,1 @@
+"""Datasets (IMDB, generated grammars) and batching."""

@@ -1,0 +1,1 @@
+"""Plain PyTorch training loops; they know nothing of Ray."""

@@ -1,0 +1,201 @@
+"""Training loop for the IMDB sentiment classifiers: plain PyTorch, no Ray.
+
+`ClassifierRun(config).epochs()` yields one metrics dict per epoch (names from rnnbench.metrics).
+A run can be saved after any epoch and restored to continue exactly where it left off, also on
+the official train/test split (the study's confirmation step)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rnnbench import metrics as M
+from rnnbench.data.batching import Sequences, bucket_batches, make_batches
+from rnnbench.data.imdb import ImdbData, load_imdb
+from rnnbench.errors import ConfigError, DataError
+from rnnbench.models import CLASSIFIERS, Classifier
+from rnnbench.train.common import (
+    load_checkpoint,
+    pick_device,
+    require_positive,
+    restore_rng_state,
+    rng_state,
+    save_checkpoint,
+    seed_everything,
+)
+
+EVAL_BATCH_TOKENS = 32_768  # evaluation needs no gradients, so it takes bigger bucketed batches
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """One IMDB classifier trial. Defaults are the study's settings."""
+
+    model: str = "lstm"  # mlp, elman, elman_naive or lstm
+    lr: float = 0.1
+    epochs: int = 10
+    batch_size: int = 32
+    seed: int = 0
+    momentum: float = 0.0
+    embed_dim: int = 300
+    hidden_dim: int = 300
+    batching: str = "bucket"  # bucket (similar lengths together) or random
+    max_tokens: int | None = None  # cap on padded tokens per training batch
+    final: bool = False  # False: train 20,000 / val 5,000; True: official train 25,000 / test 25,000
+    split_seed: int = 0  # draws the validation split; keep it fixed across trials
+    max_vocab: int | None = None
+    min_count: int = 1
+    subset: int | None = None  # train on this many reviews (and evaluate on a quarter as many)
+    data: str | None = None  # aclImdb folder or tarball; None: $RNNBENCH_IMDB, cache, download
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.model not in CLASSIFIERS:
+            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(CLASSIFIERS)}")
+        if self.batching not in ("bucket", "random"):
+            raise ConfigError(f"unknown batching {self.batching!r}; use bucket or random")
+        require_positive(lr=self.lr, epochs=self.epochs, batch_size=self.batch_size)
+        require_positive(embed_dim=self.embed_dim, hidden_dim=self.hidden_dim, min_count=self.min_count)
+        for name in ("max_tokens", "max_vocab", "subset"):
+            if getattr(self, name) is not None:
+                require_positive(**{name: getattr(self, name)})
+        if self.momentum < 0:
+            raise ConfigError(f"momentum must be >= 0, got {self.momentum}")
+
+
+def load_data(config: ClassifierConfig, vocab: tuple[str, ...] | None = None) -> ImdbData:
+    return load_imdb(
+        config.data,
+        final=config.final,
+        split_seed=config.split_seed,
+        max_vocab=config.max_vocab,
+        min_count=config.min_count,
+        vocab=vocab,
+        subset=config.subset,
+    )
+
+
+class ClassifierRun:
+    """Model, optimizer, RNG and epoch counter of one trial; `epochs()` trains up to config.epochs."""
+
+    def __init__(self, config: ClassifierConfig, data: ImdbData | None = None):
+        self.config = config
+        self.data = data if data is not None else load_data(config)
+        self.device = pick_device(config.device)
+        self.rng = seed_everything(config.seed)
+        self.model = Classifier(config.model, len(self.data.vocab), 2, config.embed_dim, config.hidden_dim).to(self.device)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum)
+        self.epoch = 0
+        self.diverged = False
+        lengths = self.data.eval.lengths
+        self._eval_batches = bucket_batches(lengths, len(lengths), np.random.default_rng(0), EVAL_BATCH_TOKENS)
+
+    def epochs(self) -> Iterator[dict[str, Any]]:
+        """Train epoch after epoch; stops after config.epochs or right after a diverged epoch."""
+        while self.epoch < self.config.epochs and not self.diverged:
+            yield self.run_epoch()
+
+    def run_epoch(self) -> dict[str, Any]:
+        start = time.perf_counter()
+        train = self.data.train
+        batches = make_batches(self.config.batching, train.lengths, self.config.batch_size, self.rng, self.config.max_tokens)
+        self.model.train()
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        for index in batches:
+            tokens, lengths, labels = self._batch(train, index)
+            logits = self.model(tokens, lengths)
+            loss = F.cross_entropy(logits, labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            loss_sum += loss.detach()
+            correct += (logits.argmax(1) == labels).sum()
+        train_loss_sum = loss_sum.item()  # also waits for the GPU, so the timing below is honest
+        train_s = time.perf_counter() - start
+        self.epoch += 1
+        self.diverged = not math.isfinite(train_loss_sum)
+        eval_loss, eval_acc = self.evaluate(self.data.eval)
+        name = self.data.eval_name
+        return {
+            M.EPOCH: self.epoch,
+            M.TRAIN_LOSS_SUM: train_loss_sum,
+            M.TRAIN_LOSS: train_loss_sum / len(batches),
+            M.TRAIN_ACC: correct.item() / len(train),
+            f"{name}_loss": eval_loss,
+            f"{name}_acc": eval_acc,
+            M.EPOCH_S: time.perf_counter() - start,
+            M.TOKENS_PER_S: len(train.tokens) / train_s,
+            M.DIVERGED: self.diverged,
+        }
+
+    @torch.no_grad()
+    def evaluate(self, split: Sequences) -> tuple[float, float]:
+        """Mean cross-entropy per review and accuracy on `split`."""
+        self.model.eval()
+        batches = self._eval_batches if split is self.data.eval else bucket_batches(
+            split.lengths, len(split), np.random.default_rng(0), EVAL_BATCH_TOKENS
+        )
+        loss_sum = torch.zeros((), device=self.device)
+        correct = torch.zeros((), dtype=torch.long, device=self.device)
+        for index in batches:
+            tokens, lengths, labels = self._batch(split, index)
+            logits = self.model(tokens, lengths)
+            loss_sum += F.cross_entropy(logits, labels, reduction="sum")
+            correct += (logits.argmax(1) == labels).sum()
+        return loss_sum.item() / len(split), correct.item() / len(split)
+
+    def _batch(self, split: Sequences, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        tokens, lengths = split.pad(index)
+        to = dict(device=self.device, non_blocking=True)
+        # an empty review counts as one padding token, so the max pool always has a position
+        lengths = torch.from_numpy(np.maximum(lengths, 1)).to(**to)
+        return torch.from_numpy(tokens).to(**to), lengths, torch.from_numpy(split.labels[index]).to(**to)
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": dataclasses.asdict(self.config),
+            "vocab": self.data.vocab,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng_state(self.rng),
+            "epoch": self.epoch,
+            "diverged": self.diverged,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if tuple(state["vocab"]) != self.data.vocab:
+            raise DataError("checkpoint vocabulary differs from the data's; load the data with the checkpoint's vocab")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_rng_state(self.rng, state["rng"])
+        self.epoch = state["epoch"]
+        self.diverged = state["diverged"]
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_checkpoint(self.state_dict(), path)
+
+    @classmethod
+    def restore(
+        cls, path: str | os.PathLike, config: ClassifierConfig | None = None, data: ImdbData | None = None
+    ) -> "ClassifierRun":
+        """Continue a saved run. Pass a changed `config` to go on differently, e.g.
+        `dataclasses.replace(old, final=True, epochs=old.epochs + 5)` to continue on the official
+        train/test split; the data is then encoded with the checkpoint's vocabulary."""
+        state = load_checkpoint(path)
+        config = config or ClassifierConfig(**state["config"])
+        run = cls(config, data if data is not None else load_data(config, vocab=tuple(state["vocab"])))
+        run.load_state_dict(state)
+        for group in run.optimizer.param_groups:  # a changed config's lr/momentum win over the saved ones
+            group.update(lr=config.lr, momentum=config.momentum)
+        return run

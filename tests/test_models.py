@@ -1,0 +1,46 @@
+"""The classifiers: padding must not change a review's logits; the naive Elman equals nn.RNN."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnbench.errors import ConfigError
+from rnnbench.models import CLASSIFIERS, Classifier, LanguageModel
+
+
+@pytest.mark.parametrize("kind", CLASSIFIERS)
+def test_padding_does_not_change_logits(kind):
+    torch.manual_seed(0)
+    model = Classifier(kind, vocab_size=50, embed_dim=16, hidden_dim=12).eval()
+    review = torch.randint(4, 50, (1, 7))
+    alone = model(review, torch.tensor([7]))
+    batch = torch.zeros(3, 19, dtype=torch.long)
+    batch[0] = torch.randint(4, 50, (19,))
+    batch[1, :7] = review[0]
+    batch[2, :3] = torch.randint(4, 50, (3,))
+    in_batch = model(batch, torch.tensor([19, 7, 3]))
+    torch.testing.assert_close(in_batch[1:2], alone, rtol=1e-5, atol=1e-6)
+
+
+def test_naive_elman_computes_what_nn_rnn_computes():
+    torch.manual_seed(0)
+    fast = Classifier("elman", vocab_size=30, embed_dim=8, hidden_dim=6)
+    naive = Classifier("elman_naive", vocab_size=30, embed_dim=8, hidden_dim=6)
+    naive.load_state_dict(fast.state_dict())
+    tokens = torch.randint(1, 30, (4, 11))
+    lengths = torch.tensor([11, 5, 8, 1])
+    torch.testing.assert_close(naive(tokens, lengths), fast(tokens, lengths), rtol=1e-5, atol=1e-6)
+
+
+def test_study_sizes_are_the_defaults():
+    model = Classifier("lstm", vocab_size=100)
+    assert model.embed.embedding_dim == 300 and model.encoder.hidden_size == 300
+    assert model.out.out_features == 2
+    lm = LanguageModel(vocab_size=10)
+    assert (lm.embed.embedding_dim, lm.lstm.hidden_size, lm.lstm.num_layers) == (32, 16, 1)
+
+
+def test_unknown_model_is_a_config_error():
+    with pytest.raises(ConfigError, match="mlp, elman, elman_naive, lstm"):
+        Classifier("gru", vocab_size=10)
