@@ -87,7 +87,7 @@ class GrammarRun:
 
     def __init__(self, config: GrammarConfig, data: GrammarData | None = None):
         self.config = config
-        self.data = data or GrammarData.generate(config.dataset, config.n, config.seed, config.num_samples)
+        self.data = data if data is not None else GrammarData.generate(config.dataset, config.n, config.seed, config.num_samples)
         if self.data.grammar != config.dataset:
             raise ConfigError(f"data is {self.data.grammar!r} but config.dataset is {config.dataset!r}; pass matching data")
         self.device = pick_device(config.device)
@@ -96,19 +96,19 @@ class GrammarRun:
         self.model.to(self.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr)
         self.epoch = 0
+        self.diverged = False
 
     def epochs(self) -> Iterator[dict[str, Any]]:
         """Train and score the epochs from `epoch + 1` to `config.epochs`; stop after a diverged one."""
-        while self.epoch < self.config.epochs:
+        while self.epoch < self.config.epochs and not self.diverged:
             start = time.perf_counter()
             result = self._train_epoch()
             self.epoch += 1
+            self.diverged = result[metrics.DIVERGED]
             result[metrics.EPOCH] = self.epoch
-            result.update(self._scores(result[metrics.DIVERGED]))
+            result.update(self._scores())
             result[metrics.EPOCH_S] = time.perf_counter() - start
             yield result
-            if result[metrics.DIVERGED]:
-                return
 
     def _train_epoch(self) -> dict[str, Any]:
         """One pass of SGD over length-bucketed batches: input = sequence without its last token,
@@ -140,8 +140,8 @@ class GrammarRun:
             real_loss_sum = real_loss_sum + real_loss.detach()
             grad_norm_sum = grad_norm_sum + norm
             real_tokens += int(lengths.sum()) - len(lengths)
+        loss_sum_value = loss_sum.item()  # also waits for the GPU, so the timing below is honest
         seconds = time.perf_counter() - start
-        loss_sum_value = loss_sum.item()
         return {
             metrics.TRAIN_LOSS_SUM: loss_sum_value,
             metrics.LOSS_PER_TOKEN: real_loss_sum.item() / real_tokens,
@@ -150,7 +150,7 @@ class GrammarRun:
             metrics.DIVERGED: not math.isfinite(loss_sum_value),
         }
 
-    def _scores(self, diverged: bool) -> dict[str, Any]:
+    def _scores(self) -> dict[str, Any]:
         """Synthesis (from `.start`) and Completion (of held-out first halves) at every temperature.
 
         The sampling generator is seeded from (seed, epoch), so samples are the same on a resumed
@@ -173,7 +173,7 @@ class GrammarRun:
         for mode, mode_prefixes in prefixes.items():
             acc_name, example_name = names[mode]
             for t in self.config.temperatures:
-                if diverged:
+                if self.diverged:
                     scores.update({acc_name(t): 0.0, example_name(t, True): None, example_name(t, False): None})
                     continue
                 continuations = sample(self.model, mode_prefixes, t, self.config.max_len, END, generator)
@@ -210,6 +210,7 @@ class GrammarRun:
             "optimizer": self.optimizer.state_dict(),
             "rng": rng_state(self.rng),
             "epoch": self.epoch,
+            "diverged": self.diverged,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -217,14 +218,21 @@ class GrammarRun:
         self.optimizer.load_state_dict(state["optimizer"])
         restore_rng_state(self.rng, state["rng"])
         self.epoch = state["epoch"]
+        self.diverged = state["diverged"]
 
     def save(self, path: str | os.PathLike) -> None:
         save_checkpoint(self.state_dict(), path)
 
     @classmethod
-    def restore(cls, path: str | os.PathLike, data: GrammarData | None = None, config: GrammarConfig | None = None) -> "GrammarRun":
-        """The run saved at `path`, under its saved config unless `config` is given (e.g. more epochs)."""
+    def restore(
+        cls, path: str | os.PathLike, config: GrammarConfig | None = None, data: GrammarData | None = None
+    ) -> "GrammarRun":
+        """Continue the run saved at `path`, under its saved config unless a changed `config` is
+        given (e.g. more epochs, or another lr, which then wins over the saved optimizer's)."""
         state = load_checkpoint(path)
-        run = cls(config or GrammarConfig(**state["config"]), data)
+        config = config or GrammarConfig(**state["config"])
+        run = cls(config, data)
         run.load_state_dict(state)
+        for group in run.optimizer.param_groups:
+            group["lr"] = config.lr
         return run

@@ -91,7 +91,11 @@ class ClassifierRun:
         self.data = data if data is not None else load_data(config)
         self.device = pick_device(config.device)
         self.rng = seed_everything(config.seed)
-        self.model = Classifier(config.model, len(self.data.vocab), 2, config.embed_dim, config.hidden_dim).to(self.device)
+        # plain SGD on sparse embedding gradients is the same update as on dense ones, only cheaper;
+        # with momentum it is not (untouched rows would stop decaying), so momentum keeps them dense
+        self.model = Classifier(
+            config.model, len(self.data.vocab), 2, config.embed_dim, config.hidden_dim, sparse=config.momentum == 0
+        ).to(self.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum)
         self.epoch = 0
         self.diverged = False

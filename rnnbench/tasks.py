@@ -1,0 +1,166 @@
+"""The two experiment kinds as sweep Tasks: IMDB classifiers and grammar language models.
+
+Each says which loop and config a trial runs, which grid axes its script offers, how data is
+loaded once for all trials, and what summary closes the run."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import pyarrow.fs
+from ray import tune
+
+from rnnbench import metrics as M
+from rnnbench import results
+from rnnbench.data.imdb import ImdbData
+from rnnbench.results.cli import report
+from rnnbench.results.columns import default_metric, default_per
+from rnnbench.sweep import (
+    STATE_FILE,
+    SweepError,
+    Task,
+    config_of,
+    experiment_exists,
+    read_spec,
+    run_and_report,
+    run_grid,
+    train_classifier,
+    use_trial_resources,
+    write_spec,
+)
+from rnnbench.train.autoregressor import GrammarConfig, GrammarRun
+from rnnbench.train.classifier import ClassifierConfig, load_data
+from rnnbench.train.common import load_checkpoint
+
+CONFIRM_EPOCHS = 5
+
+
+def summarize(path: str, metrics: tuple[str, ...] = ()) -> None:
+    """The closing report, the same as `python -m rnnbench.results PATH`: per cell (model, lr),
+    best and final accuracy over seeds (mean ± std, 95% CI, n, diverged), then the best lr per
+    model and how the models compare."""
+    df = results.load(path)
+    for metric in metrics or (default_metric(df),):
+        print(report(df, metric=metric, per=default_per(df)), end="\n\n")
+
+
+# --- IMDB --------------------------------------------------------------------------------------
+
+
+def load_imdb_data(base: ClassifierConfig, axes: dict[str, list]) -> ImdbData:
+    """Tokenized once in the driver; Ray ships the arrays to every trial through its object store."""
+    return load_data(base)
+
+
+def _finished_trials(df: Any, path: str) -> Any:
+    unfinished = df.loc[~df["status"].isin(["finished", "diverged"]), "trial"].unique()
+    if len(unfinished):
+        raise SweepError(
+            f"the first stage at {path} is not finished ({len(unfinished)} trials are not, e.g. {unfinished[0]}); "
+            "complete it with --resume first"
+        )
+    return df
+
+
+def confirm_imdb(path: str, args: Any) -> None:
+    """The study's confirmation stage: for each model take the lr with the best mean final
+    validation accuracy across seeds, and continue every seed's last checkpoint for 5 more
+    epochs on the official train/test split, as the experiment <name>-confirm."""
+    if not experiment_exists(path):
+        raise SweepError(f"no first stage at {path} to confirm; run the grid first (same --storage and --name)")
+    spec = read_spec(path)
+    df = _finished_trials(results.load(path), path)
+    table = results.best(df, metric=M.VAL_ACC, per="model", how="final")
+    chosen = df[df.set_index(["model", "lr"]).index.isin(list(zip(table["model"], table["lr"])))]
+    trials = chosen.drop_duplicates("trial")
+    restore = {_last_checkpoint(path, row.trial): {"model": row.model, "lr": float(row.lr), "seed": int(row.seed)}
+               for row in trials.itertuples()}
+    base = ClassifierConfig(**spec["base"])
+    confirm_base = dataclasses.replace(base, final=True, epochs=base.epochs + CONFIRM_EPOCHS)
+    first_state = load_checkpoint(_local_file(next(iter(restore)) + "/" + STATE_FILE))
+    data = load_data(confirm_base, vocab=tuple(first_state["vocab"]))
+    param_space = {
+        **dataclasses.asdict(confirm_base),
+        "parent_experiment": path,
+        "restore_from": tune.grid_search(sorted(restore)),
+        **{key: tune.sample_from(lambda spec, key=key: restore[spec.config.restore_from][key]) for key in ("model", "lr", "seed")},
+    }
+    name = os.path.basename(path.rstrip("/")) + "-confirm"
+    storage = path.rstrip("/").rsplit("/", 1)[0]
+    confirm_path = f"{storage}/{name}"
+    resume = args.resume and experiment_exists(confirm_path)
+    if experiment_exists(confirm_path) and not resume:
+        raise SweepError(f"confirmation experiment {confirm_path} already exists; pass --resume to continue it")
+    if not resume:
+        write_spec(confirm_path, {"task": "imdb", "base": dataclasses.asdict(confirm_base), "axes": {}, "parent": path})
+    print(f"confirming {len(restore)} trials ({', '.join(f'{r.model} lr {r.lr:g}' for r in table.itertuples())}) in {confirm_path}")
+    run_grid(
+        train_classifier, param_space, name=name, storage=storage, name_keys=("model", "lr", "seed"), metric=M.TEST_ACC,
+        epochs=CONFIRM_EPOCHS, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent, resume=resume, data=data,
+    )
+    summarize(confirm_path)
+
+
+def _filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    return pyarrow.fs.FileSystem.from_uri(path) if "://" in path else (pyarrow.fs.LocalFileSystem(), path)
+
+
+def _last_checkpoint(path: str, trial: str) -> str:
+    """The newest checkpoint folder of a trial (only the last is kept), as a path or URI."""
+    filesystem, folder = _filesystem(f"{path}/{trial}")
+    found = sorted(
+        info.base_name for info in filesystem.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
+        if info.base_name.startswith("checkpoint_")
+    )
+    if not found:
+        raise SweepError(f"trial {trial} of {path} has no checkpoint to continue; rerun the first stage with --resume")
+    return f"{path}/{trial}/{found[-1]}"
+
+
+def _local_file(path: str) -> str:
+    """A local copy of a file that may live on remote storage."""
+    if "://" not in path:
+        return path
+    filesystem, inner = _filesystem(path)
+    local = os.path.join(os.environ.get("TMPDIR", "/tmp"), "rnnbench-" + os.path.basename(os.path.dirname(inner)) + ".pt")
+    with filesystem.open_input_stream(inner) as stream, open(local, "wb") as out:
+        out.write(stream.read())
+    return local
+
+
+IMDB = Task(
+    name="imdb",
+    config_cls=ClassifierConfig,
+    trainable=train_classifier,
+    axes={"models": ("model", str), "lrs": ("lr", float), "seeds": ("seed", int)},
+    name_keys=("model", "lr", "seed"),
+    metric=M.VAL_ACC,
+    load_data=load_imdb_data,
+    summarize=summarize,
+    confirm=confirm_imdb,
+)
+
+
+# --- grammars ----------------------------------------------------------------------------------
+
+
+def train_grammar(config: dict[str, Any], data: Any = None) -> None:
+    """Tune trainable for one grammar trial. Each seed draws its own words (cheap, and part of
+    the seed-to-seed variation a sweep measures), so nothing comes through the object store."""
+    use_trial_resources()
+    run_and_report(GrammarRun(config_of(GrammarConfig, config)))
+
+
+GRAMMAR = Task(
+    name="grammar",
+    config_cls=GrammarConfig,
+    trainable=train_grammar,
+    axes={"datasets": ("dataset", str), "lrs": ("lr", float), "seeds": ("seed", int)},
+    name_keys=("dataset", "lr", "seed"),
+    metric=M.synth_acc(0.0),
+    load_data=lambda base, axes: None,
+    summarize=lambda path: summarize(path, (M.synth_acc(0.25), M.synth_acc(1.0))),
+)

@@ -1,0 +1,143 @@
+"""Numbers of the results layer against values worked out by hand and by scipy, on small frames."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from rnnbench.results import (ResultsError, aggregate, best, bootstrap_interval, compare,
+                              compare_values, probability_of_improvement, render, summary_table,
+                              t_interval)
+
+
+def frame(rows: list[tuple]) -> pd.DataFrame:
+    """(trial, status, model, lr, seed, epoch, val_acc, train_loss) rows."""
+    return pd.DataFrame(rows, columns=["trial", "status", "model", "lr", "seed", "epoch", "val_acc",
+                                       "train_loss"])
+
+
+@pytest.fixture
+def small() -> pd.DataFrame:
+    rows = []
+    acc = {"lstm": [0.80, 0.82, 0.84], "elman": [0.70, 0.74, 0.75]}
+    for model, values in acc.items():
+        for seed, final in enumerate(values):
+            for epoch in (1, 2):
+                rows.append((f"{model}{seed}", "finished", model, 0.1, seed, epoch,
+                             final - 0.1 * (2 - epoch), 1.0 / epoch))
+    rows += [("elman9", "diverged", "elman", 0.1, 9, 1, 0.5, 2.0),
+             ("elman9", "diverged", "elman", 0.1, 9, 2, math.nan, math.nan)]
+    return frame(rows)
+
+
+def test_aggregate_matches_hand_and_scipy(small):
+    agg = aggregate(small, by=("model", "lr", "epoch"), metrics=["val_acc"])
+    row = agg[(agg.model == "lstm") & (agg.epoch == 2)].iloc[0]
+    x = np.array([0.80, 0.82, 0.84])
+    assert row["n"] == 3 and row["mean"] == pytest.approx(0.82)
+    assert row["std"] == pytest.approx(0.02) and row["var"] == pytest.approx(0.0004)
+    assert row["sem"] == pytest.approx(0.02 / math.sqrt(3))
+    low, high = stats.t.interval(0.95, df=2, loc=x.mean(), scale=stats.sem(x))
+    assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    # by hand: t_{0.975, 2} = 4.302653
+    assert row["ci_high"] - row["mean"] == pytest.approx(4.302653 * 0.02 / math.sqrt(3), rel=1e-6)
+    assert (row["median"], row["q25"], row["q75"]) == (pytest.approx(0.82), pytest.approx(0.81),
+                                                      pytest.approx(0.83))
+    assert (row["min"], row["max"]) == (pytest.approx(0.80), pytest.approx(0.84))
+    assert (row["n_trials"], row["n_diverged"], row["n_errored"]) == (3, 0, 0)
+
+
+def test_diverged_excluded_and_counted_by_default(small):
+    agg = aggregate(small, by=("model", "epoch"), metrics=["val_acc"])
+    first = agg[(agg.model == "elman") & (agg.epoch == 1)].iloc[0]
+    assert first["n"] == 3 and first["n_trials"] == 4 and first["n_diverged"] == 1
+    assert first["mean"] == pytest.approx(np.mean([0.60, 0.64, 0.65]))
+
+
+def test_diverged_included_makes_the_group_undefined_not_a_mean_of_the_rest(small):
+    agg = aggregate(small, by=("model", "epoch"), metrics=["val_acc"], diverged="include")
+    first = agg[(agg.model == "elman") & (agg.epoch == 1)].iloc[0]
+    last = agg[(agg.model == "elman") & (agg.epoch == 2)].iloc[0]
+    assert first["n"] == 4 and first["mean"] == pytest.approx(np.mean([0.60, 0.64, 0.65, 0.5]))
+    assert last["n"] == 4 and math.isnan(last["mean"]) and math.isnan(last["ci_low"])
+
+
+def test_one_seed_has_undefined_ci_not_zero_width():
+    low, high = t_interval(0.8, np.nan, 1)
+    assert math.isnan(low) and math.isnan(high)
+    one = frame([("a", "finished", "lstm", 0.1, 0, 1, 0.8, 1.0)])
+    row = aggregate(one, by=("model",), metrics=["val_acc"]).iloc[0]
+    assert row["n"] == 1 and math.isnan(row["ci_low"]) and math.isnan(row["std"])
+    assert "undefined (n < 2)" in render(summary_table(one.assign(lr=[0.1]), by=["model"]))
+
+
+def test_bootstrap_is_seeded_and_brackets_the_mean(small):
+    a = aggregate(small, by=("model", "epoch"), metrics=["val_acc"], bootstrap=500, seed=3)
+    b = aggregate(small, by=("model", "epoch"), metrics=["val_acc"], bootstrap=500, seed=3)
+    pd.testing.assert_frame_equal(a, b)
+    assert (a["ci_low"] <= a["mean"]).all() and (a["mean"] <= a["ci_high"]).all()
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    low, high = bootstrap_interval(x, 0.95, 4000, seed=0)
+    rng = np.random.default_rng(0)
+    means = x[rng.integers(0, 4, size=(4000, 4))].mean(axis=1)
+    assert (low, high) == tuple(np.quantile(means, [0.025, 0.975]))
+
+
+def test_best_picks_the_lr_with_the_best_seed_mean_and_skips_diverging_lrs():
+    rows = []
+    for seed in range(3):
+        for epoch, acc in ((1, 0.70), (2, 0.80), (3, 0.78)):
+            rows.append((f"a{seed}", "finished", "lstm", 0.1, seed, epoch, acc + 0.01 * seed, 1 / epoch))
+            rows.append((f"b{seed}", "finished", "lstm", 0.01, seed, epoch, acc - 0.1, 2 / epoch))
+        status = "diverged" if seed == 0 else "finished"
+        rows.append((f"c{seed}", status, "lstm", 1.0, seed, 1, 0.95, 0.1))
+    table = best(frame(rows), metric="val_acc", per="model", how="peak")
+    row = table.iloc[0]
+    assert row["lr"] == 0.1 and row["epoch"] == 2 and row["n"] == 3
+    assert row["mean"] == pytest.approx(0.81) and row["final_train_loss"] == pytest.approx(1 / 3)
+    final = best(frame(rows), metric="val_acc", per="model", how="final").iloc[0]
+    assert final["epoch"] == 3 and final["mean"] == pytest.approx(0.79)
+
+
+def test_compare_matches_scipy_welch_and_counts_ties_half():
+    a, b = [0.88, 0.89, 0.87, 0.885, 0.886], [0.86, 0.87, 0.865, 0.875, 0.87]
+    result = compare_values("lstm", "elman", "val_acc", a, b, n_boot=1000)
+    welch = stats.ttest_ind(a, b, equal_var=False)
+    assert result.p_value == pytest.approx(welch.pvalue)
+    ci = welch.confidence_interval(0.95)
+    assert (result.ci_low, result.ci_high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert result.advantage == pytest.approx(np.mean(a) - np.mean(b))
+    # by hand: 25 pairs; a wins 22, ties 2 (0.87 vs both 0.87s), loses 1 (0.87 vs 0.875)
+    assert probability_of_improvement(a, b) == pytest.approx((22 + 2 * 0.5) / 25)
+    assert result.prob_ci_low <= result.prob_improvement <= result.prob_ci_high
+    text = result.sentence()
+    assert text.startswith("lstm beats elman on val_acc by 0.0142 (95% CI ")
+    assert "P(lstm > elman) = 0.92" in text and "n = 5 vs 5" in text
+
+
+def test_compare_on_a_loss_reads_lower_as_better():
+    result = compare_values("lstm", "elman", "val_loss", [0.30, 0.31, 0.29], [0.40, 0.42, 0.41])
+    assert result.advantage > 0 and result.prob_improvement == 1.0
+    assert result.sentence().startswith("lstm beats elman on val_loss (lower is better) by 0.11")
+
+
+def test_compare_on_a_frame_uses_each_models_best_setting(small):
+    result = compare(small, "lstm", "elman", metric="val_acc")
+    assert result.values_a == pytest.approx((0.80, 0.82, 0.84))
+    assert result.values_b == pytest.approx((0.70, 0.74, 0.75))
+    assert result.n_diverged_b == 1 and "0 + 1 diverged seeds left out" in result.sentence()
+
+
+def test_bad_input_names_what_exists(small):
+    with pytest.raises(ResultsError, match="no metric 'nope'.*available metrics: val_acc, train_loss"):
+        aggregate(small, metrics=["nope"])
+    with pytest.raises(ResultsError, match="no grouping column 'depth'"):
+        aggregate(small, by=("depth",), metrics=["val_acc"])
+    with pytest.raises(ResultsError, match="diverged must be"):
+        aggregate(small, metrics=["val_acc"], diverged="drop")
+    with pytest.raises(ResultsError, match="no model 'gru'.*available: elman, lstm"):
+        compare(small, "lstm", "gru", metric="val_acc")

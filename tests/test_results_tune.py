@@ -1,0 +1,213 @@
+"""The results layer on real Ray Tune 2.60 experiment folders: one small sweep (8 trials × 3
+epochs, one errored, one diverged), its confirmation stage, a copy taken mid-run, and an
+"interrupted" copy with a truncated result line and no experiment state."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from rnnbench.results import (STATUSES, ResultsError, ResultsWarning, aggregate, best, compare,
+                              export_tensorboard, learning_curves, load, lr_grid,
+                              summary_table, temperature_curves)
+from rnnbench.results.cli import main
+
+EPOCHS = 3
+
+
+def _sweep(storage: Path, snapshot: Path) -> None:
+    from ray import tune
+
+    def trainable(config: dict) -> None:
+        for epoch in range(1, EPOCHS + 1):
+            if (config["model"], config["lr"], config["seed"], epoch) == ("lstm", 0.1, 0, 2):
+                shutil.copytree(storage / "exp", snapshot, dirs_exist_ok=True,
+                                ignore_dangling_symlinks=True)
+            if (config["model"], config["lr"], config["seed"], epoch) == ("lstm", 0.3, 1, 2):
+                raise RuntimeError("boom")
+            diverge = (config["model"], config["lr"], config["seed"], epoch) == ("elman", 0.3, 1, 2)
+            base = 0.6 + 0.05 * epoch + (0.02 if config["model"] == "lstm" else 0) + 0.01 * config["seed"]
+            metrics = {"epoch": epoch, "diverged": diverge,
+                       "train_loss": math.nan if diverge else 1.0 / epoch + config["lr"],
+                       "val_acc": math.nan if diverge else base + config["lr"] / 10,
+                       "synth_acc@t0.5": 0.9 - 0.1 * config["seed"], "synth_acc@t1": 0.7,
+                       "compl_acc@t0.5": 0.95, "compl_acc@t1": 0.8}
+            with tempfile.TemporaryDirectory() as d:
+                Path(d, "state.json").write_text(json.dumps({"epoch": epoch}))
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
+            if diverge:
+                return
+
+    def confirm(config: dict) -> None:
+        tune.report({"epoch": EPOCHS + 1, "test_acc": 0.8 + 0.01 * config["seed"],
+                     "test_loss": 0.4, "diverged": False})
+
+    name = lambda t: f"{t.config['model']}_lr{t.config['lr']}_seed{t.config['seed']}"  # noqa: E731
+    sweep = {"model": tune.grid_search(["lstm", "elman"]), "lr": tune.grid_search([0.1, 0.3]),
+             "seed": tune.grid_search([0, 1]), "epochs": EPOCHS, "data": {"max_len": 400}}
+    tune.Tuner(trainable, param_space=sweep,
+               run_config=tune.RunConfig(storage_path=str(storage), name="exp", verbose=0),
+               tune_config=tune.TuneConfig(trial_dirname_creator=name)).fit()
+    final = {"model": "lstm", "lr": 0.3, "seed": tune.grid_search([0, 1]), "final": True}
+    tune.Tuner(confirm, param_space=final,
+               run_config=tune.RunConfig(storage_path=str(storage), name="exp-confirm", verbose=0),
+               tune_config=tune.TuneConfig(trial_dirname_creator=name)).fit()
+
+
+@pytest.fixture(scope="session")
+def tune_storage(tmp_path_factory) -> Path:
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # bind 127.0.0.1 only
+    import ray
+
+    storage = tmp_path_factory.mktemp("tune")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        _sweep(storage, storage / "snapshot")
+    finally:
+        if started:
+            ray.shutdown()
+    return storage
+
+
+@pytest.fixture(scope="session")
+def df(tune_storage):
+    return load(tune_storage / "exp")
+
+
+def test_load_reads_every_epoch_config_and_status(df):
+    statuses = df.drop_duplicates("trial").set_index("trial")["status"]
+    assert statuses["lstm_lr0.3_seed1"] == "errored"
+    assert statuses["elman_lr0.3_seed1"] == "diverged"
+    assert (statuses.drop(["lstm_lr0.3_seed1", "elman_lr0.3_seed1"]) == "finished").all()
+    assert len(statuses) == 8 and df["trial_id"].nunique() == 8
+    assert len(df) == 6 * EPOCHS + 1 + 2  # errored reported 1 epoch, diverged 2
+    assert {"model", "lr", "seed", "epochs", "data/max_len", "epoch", "val_acc", "train_loss",
+            "synth_acc@t0.5", "training_iteration", "time_total_s"} <= set(df.columns)
+    assert "config" not in df.columns
+    assert df.loc[df.trial == "lstm_lr0.3_seed1", "error"].iloc[0] == "RuntimeError: boom"
+    diverged = df[df.trial == "elman_lr0.3_seed1"].sort_values("epoch")
+    assert diverged["diverged"].tolist() == [False, True] and math.isnan(diverged["train_loss"].iloc[-1])
+    assert df.groupby("trial")["epoch"].max().max() == EPOCHS
+
+
+def test_file_uri_reads_the_same(tune_storage, df):
+    via_uri = load((tune_storage / "exp").as_uri())
+    assert via_uri.drop(columns="experiment").equals(df.drop(columns="experiment"))
+
+
+def test_aggregate_best_and_compare_on_the_sweep(df):
+    agg = aggregate(df, by=("model", "lr", "epoch"), metrics=["val_acc"])
+    cell = agg[(agg.model == "elman") & (agg.lr == 0.3) & (agg.epoch == 2)].iloc[0]
+    assert (cell["n"], cell["n_trials"], cell["n_diverged"]) == (1, 2, 1)
+    table = best(df, metric="val_acc", per="model")
+    assert table.set_index("model")["lr"].to_dict() == {"elman": 0.1, "lstm": 0.3}
+    assert table.set_index("model").loc["lstm", "n_errored"] == 1
+    result = compare(df, "lstm", "elman", metric="val_acc")
+    assert result.n_a == 1 and result.n_b == 2  # lstm lr 0.3 lost its errored seed's epoch 3
+    summary = summary_table(df)
+    assert summary.set_index(["model", "lr"]).loc[("elman", 0.3), "n_diverged"] == 1
+
+
+def test_confirmation_stage_loads_with_test_metrics(tune_storage):
+    confirm = load(tune_storage / "exp-confirm")
+    assert confirm["final"].all() and (confirm["status"] == "finished").all()
+    assert confirm["test_acc"].tolist() == pytest.approx([0.80, 0.81])
+    row = summary_table(confirm, by=["model", "lr"]).iloc[0]
+    assert row["metric"] == "test_acc" and row["n"] == 2 and row["final_mean"] == pytest.approx(0.805)
+
+
+def test_copy_taken_mid_run_loads(tune_storage, df):
+    snap = load(tune_storage / "snapshot")  # copied by a trial while the sweep was running
+    statuses = snap.drop_duplicates("trial").set_index("trial")["status"]
+    assert statuses.get("lstm_lr0.1_seed0") != "finished"
+    assert len(snap) < len(df) and set(statuses) <= set(STATUSES)
+
+
+def test_interrupted_copy_without_state_and_with_a_truncated_line(tune_storage, tmp_path):
+    copy = tmp_path / "exp"
+    shutil.copytree(tune_storage / "exp", copy)
+    for state in copy.glob("experiment_state-*.json"):
+        state.unlink()
+    result = copy / "lstm_lr0.1_seed1" / "result.json"
+    text = result.read_text()
+    result.write_text(text[: len(text) - 40])  # cut the last line mid-write
+    with pytest.warns(ResultsWarning, match="truncated last line"):
+        cut = load(copy)
+    statuses = cut.drop_duplicates("trial").set_index("trial")["status"]
+    assert statuses["lstm_lr0.1_seed1"] == "unknown"  # 2 of 3 epochs and no state: cannot tell
+    assert statuses["lstm_lr0.3_seed1"] == "errored"  # from error.txt
+    assert statuses["elman_lr0.3_seed1"] == "diverged"
+    assert statuses["lstm_lr0.1_seed0"] == "finished"  # all `epochs` reported
+    assert cut.loc[cut.trial == "lstm_lr0.1_seed1", "epoch"].max() == EPOCHS - 1
+
+
+def test_bad_paths_give_one_line_errors(tune_storage, tmp_path):
+    with pytest.raises(ResultsError, match="does not exist"):
+        load(tmp_path / "missing")
+    with pytest.raises(ResultsError, match="not a Ray Tune experiment folder.*holds experiment folders: exp, exp-confirm"):
+        load(tune_storage)
+    trial = tmp_path / "empty" / "lstm_lr0.1_seed0"
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text('{"model": "lstm"}')
+    (trial / "result.json").write_text("")
+    with pytest.raises(ResultsError, match="is empty: 1 trial"):
+        load(tmp_path / "empty")
+
+
+def test_plots_are_written_and_readable(df, tmp_path):
+    paths = (learning_curves(df, tmp_path) + lr_grid(df, tmp_path) + temperature_curves(df, tmp_path))
+    assert {p.name for p in paths} == {"curves_val_acc.png", "curves_val_acc.svg",
+                                       "lr_grid_val_acc_final.png", "lr_grid_val_acc_final.svg",
+                                       "temperature_accuracy.png", "temperature_accuracy.svg"}
+    for path in paths:
+        if path.suffix == ".png":
+            assert matplotlib.image.imread(path).shape[0] > 100
+        else:
+            assert "<svg" in path.read_text()[:500]
+
+
+def test_tensorboard_runs_hold_mean_ci_n_and_hparams(df, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    runs = export_tensorboard(df, tmp_path, metrics=["val_acc", "train_loss"])
+    assert sorted(r.name for r in runs) == ["model=elman,lr=0.1", "model=elman,lr=0.3",
+                                            "model=lstm,lr=0.1", "model=lstm,lr=0.3"]
+    acc = EventAccumulator(str(tmp_path / "model=lstm,lr=0.1"))
+    acc.Reload()
+    agg = aggregate(df, by=("model", "lr", "epoch"), metrics=["val_acc"])
+    want = agg[(agg.model == "lstm") & (agg.lr == 0.1)].sort_values("epoch")
+    assert [e.step for e in acc.Scalars("val_acc/mean")] == [1, 2, 3]
+    assert [e.value for e in acc.Scalars("val_acc/mean")] == pytest.approx(want["mean"].tolist(), rel=1e-6)
+    assert [e.value for e in acc.Scalars("val_acc/ci_high")] == pytest.approx(want["ci_high"].tolist(), rel=1e-6)
+    assert [e.value for e in acc.Scalars("val_acc/n")] == [2, 2, 2]
+    assert "_hparams_/session_start_info" in acc.PluginTagToContent("hparams")
+    root = EventAccumulator(str(tmp_path))
+    root.Reload()
+    assert "_hparams_/experiment" in root.PluginTagToContent("hparams")
+
+
+def test_cli_prints_tables_and_comparisons_and_exits_2_on_bad_input(tune_storage, tmp_path, capsys):
+    path = str(tune_storage / "exp")
+    code = main([path, "--format", "markdown", "--plot", str(tmp_path / "plots"),
+                 "--tensorboard", str(tmp_path / "tb"), "--export", str(tmp_path / "rows.parquet"),
+                 "--export", str(tmp_path / "rows.csv"), "--export", str(tmp_path / "report.md")])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "| model | lr |" in out and "Comparisons:" in out and "lstm" in out
+    assert (tmp_path / "plots" / "curves_val_acc.png").exists() and (tmp_path / "tb").is_dir()
+    import pandas as pd
+
+    assert len(pd.read_parquet(tmp_path / "rows.parquet")) == len(pd.read_csv(tmp_path / "rows.csv"))
+    assert "Comparisons:" in (tmp_path / "report.md").read_text()
+    assert main([path, "--metric", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "available metrics: train_loss, val_acc" in err

@@ -1,0 +1,189 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rnnbench import metrics
+from rnnbench.data.grammars import END, START, GrammarData, is_valid
+from rnnbench.errors import ConfigError
+from rnnbench.sampling import pick_tokens, sample
+from rnnbench.train.autoregressor import GrammarConfig, GrammarRun
+
+TIMING = {metrics.EPOCH_S, metrics.TOKENS_PER_S}
+SMALL = dict(n=2_000, epochs=2, temperatures=(0.0, 1.0), num_samples=20, max_len=30, device="cpu")
+
+
+def _untimed(result: dict) -> dict:
+    return {k: v for k, v in result.items() if k not in TIMING}
+
+
+@pytest.fixture(scope="module")
+def brackets_data() -> GrammarData:
+    return GrammarData.generate("brackets", SMALL["n"], seed=0, n_held_out=SMALL["num_samples"])
+
+
+@pytest.fixture(scope="module")
+def trained(brackets_data) -> GrammarRun:
+    run = GrammarRun(GrammarConfig(**{**SMALL, "epochs": 1}), brackets_data)
+    list(run.epochs())
+    return run
+
+
+def test_metrics_names_and_learning(brackets_data):
+    results = list(GrammarRun(GrammarConfig(**{**SMALL, "epochs": 3}), brackets_data).epochs())
+    assert [r[metrics.EPOCH] for r in results] == [1, 2, 3]
+    last = results[-1]
+    for t in (0.0, 1.0):
+        for name in (metrics.synth_acc(t), metrics.compl_acc(t)):
+            assert 0 <= last[name] <= 1
+        for example in (metrics.synth_example, metrics.compl_example):
+            valid, invalid = last[example(t, True)], last[example(t, False)]
+            assert valid is None or is_valid("brackets", valid)
+            assert invalid is None or not is_valid("brackets", invalid) or len(invalid) >= SMALL["max_len"]
+    assert not last[metrics.DIVERGED] and last[metrics.GRAD_NORM] > 0 and last[metrics.TOKENS_PER_S] > 0
+    # the uniform guess over 6 tokens costs log 6 = 1.79 nats a token; the grammar's entropy ~0.6
+    assert last[metrics.LOSS_PER_TOKEN] < results[0][metrics.LOSS_PER_TOKEN] < math.log(6)
+    assert last[metrics.synth_acc(0.0)] >= 0.9
+
+
+def test_same_seed_same_metrics_and_samples(brackets_data):
+    first = [_untimed(r) for r in GrammarRun(GrammarConfig(**SMALL), brackets_data).epochs()]
+    second = [_untimed(r) for r in GrammarRun(GrammarConfig(**SMALL), brackets_data).epochs()]
+    assert first == second
+    other = [_untimed(r) for r in GrammarRun(GrammarConfig(**{**SMALL, "seed": 1}), brackets_data).epochs()]
+    assert other[0][metrics.TRAIN_LOSS_SUM] != first[0][metrics.TRAIN_LOSS_SUM]
+
+
+def test_checkpoint_and_continue_equals_uninterrupted(brackets_data, tmp_path):
+    straight = GrammarRun(GrammarConfig(**SMALL), brackets_data)
+    expected = [_untimed(r) for r in straight.epochs()]
+
+    first = GrammarRun(GrammarConfig(**SMALL), brackets_data)
+    assert _untimed(next(first.epochs())) == expected[0]
+    first.save(tmp_path / "run.pt")
+    torch.manual_seed(123)  # whatever happens to the global RNG in between must not matter
+    resumed = GrammarRun.restore(tmp_path / "run.pt", data=brackets_data)
+    assert resumed.epoch == 1 and resumed.config == GrammarConfig(**SMALL)
+    assert [_untimed(r) for r in resumed.epochs()] == expected[1:]
+    for a, b in zip(straight.model.parameters(), resumed.model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_restore_with_more_epochs(brackets_data, tmp_path):
+    run = GrammarRun(GrammarConfig(**{**SMALL, "epochs": 1}), brackets_data)
+    list(run.epochs())
+    run.save(tmp_path / "run.pt")
+    longer = GrammarRun.restore(tmp_path / "run.pt", GrammarConfig(**SMALL), brackets_data)
+    assert [r[metrics.EPOCH] for r in longer.epochs()] == [2]
+
+
+def test_batched_sampling_equals_one_sequence_at_a_time(trained, brackets_data):
+    held = brackets_data.held_out
+    prefixes = [[START]] + [held.tokens[held.offsets[i] : held.offsets[i + 1] - 1].tolist()[: 1 + i] for i in range(8)]
+    batched = sample(trained.model, prefixes, 0.0, 25, END)
+    alone = [sample(trained.model, [p], 0.0, 25, END)[0] for p in prefixes]
+    assert batched == alone
+    assert any(row and row[-1] == END for row in batched)  # the comparison covers stopping, too
+    assert all(len(row) == 25 for row in batched if END not in row)
+
+
+def test_sampling_steps_one_token_at_a_time(trained):
+    widths = []
+    hook = trained.model.register_forward_hook(lambda module, args, output: widths.append(args[0].shape[1]))
+    try:
+        rows = sample(trained.model, [[START]] * 7 + [[START, 4, 4, 4]], 1.0, 20, END, torch.Generator().manual_seed(0))
+    finally:
+        hook.remove()
+    assert len(rows) == 8 and set(widths) == {1}
+    assert len(widths) <= 3 + 20  # the longest prefix, then at most max_len steps
+
+
+def test_sampling_is_seeded(trained):
+    def draw(seed: int) -> list[list[int]]:
+        return sample(trained.model, [[START]] * 30, 1.0, 30, END, torch.Generator().manual_seed(seed))
+
+    assert draw(0) == draw(0)
+    assert draw(0) != draw(1)
+
+
+def test_pick_tokens_temperature():
+    logits = torch.tensor([[0.0, 1.0, 2.0]]).repeat(20_000, 1)
+    assert pick_tokens(logits, 0.0).eq(2).all()
+    gen = torch.Generator().manual_seed(0)
+    shares = torch.bincount(pick_tokens(logits, 1.0, gen), minlength=3) / len(logits)
+    assert shares.tolist() == pytest.approx(torch.softmax(logits[0], 0).tolist(), abs=0.01)
+    cold = torch.bincount(pick_tokens(logits, 0.25, gen), minlength=3) / len(logits)
+    assert cold[2] == pytest.approx(torch.softmax(logits[0] / 0.25, 0)[2].item(), abs=0.01) and cold[2] > shares[2]
+
+
+def test_masking_switch(brackets_data):
+    """Unmasked, the `.pad` targets behind `.end` count as targets: with random batches (many of
+    them) the loss optimised differs from the masked one, while the real-token loss stays comparable."""
+    config = dict(SMALL, n=600, epochs=1, batching="random")
+    masked = next(GrammarRun(GrammarConfig(**config)).epochs())
+    unmasked = next(GrammarRun(GrammarConfig(**config, mask_padding=False)).epochs())
+    for result in (masked, unmasked):
+        assert math.isfinite(result[metrics.LOSS_PER_TOKEN]) and not result[metrics.DIVERGED]
+    assert masked[metrics.TRAIN_LOSS_SUM] != unmasked[metrics.TRAIN_LOSS_SUM]
+    assert masked[metrics.LOSS_PER_TOKEN] != unmasked[metrics.LOSS_PER_TOKEN]
+
+
+def test_gradient_clipping_bounds_each_step(brackets_data):
+    run = GrammarRun(GrammarConfig(**{**SMALL, "epochs": 1, "clip_grad": 1e-4}), brackets_data)
+    before = torch.cat([p.detach().flatten().clone() for p in run.model.parameters()])
+    result = next(run.epochs())
+    after = torch.cat([p.detach().flatten() for p in run.model.parameters()])
+    batches = math.ceil(SMALL["n"] / run.config.batch_size)  # each SGD step moves at most lr * clip
+    assert (after - before).norm() <= run.config.lr * 1e-4 * batches * (1 + 1e-4)
+    assert result[metrics.GRAD_NORM] > 1e-4  # reported before clipping
+
+
+def test_divergence_stops_cleanly(tmp_path):
+    config = GrammarConfig(n=200, lr=float("inf"), epochs=3, temperatures=(0.0, 1.0), num_samples=5, device="cpu")
+    run = GrammarRun(config)
+    results = list(run.epochs())
+    assert len(results) == 1 and results[0][metrics.DIVERGED]
+    assert results[0][metrics.synth_acc(1.0)] == 0.0 and results[0][metrics.synth_example(1.0, False)] is None
+    run.save(tmp_path / "run.pt")
+    assert list(GrammarRun.restore(tmp_path / "run.pt").epochs()) == []  # a diverged run stays stopped
+
+
+def test_ndfa_runs():
+    result = next(GrammarRun(GrammarConfig(dataset="ndfa", **{**SMALL, "epochs": 1})).epochs())
+    assert result[metrics.EPOCH] == 1 and math.log(15) > result[metrics.LOSS_PER_TOKEN] > 0
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ({"dataset": "xml"}, "unknown grammar"),
+        ({"n": 0}, "n must be > 0"),
+        ({"lr": 0.0}, "lr must be > 0"),
+        ({"lr": -1.0}, "lr must be > 0"),
+        ({"epochs": 0}, "epochs must be > 0"),
+        ({"batch_size": 0}, "batch_size must be > 0"),
+        ({"temperatures": (0.5, -0.1)}, "temperatures must be >= 0"),
+        ({"temperatures": ()}, "temperatures must be >= 0"),
+        ({"max_len": 0}, "max_len must be > 0"),
+        ({"num_samples": 0}, "num_samples must be > 0"),
+        ({"clip_grad": 0.0}, "clip_grad must be > 0"),
+        ({"num_layers": 4}, "num_layers must be 1, 2 or 3"),
+        ({"batching": "sorted"}, "unknown batching"),
+        ({"seed": -1}, "seed must be >= 0"),
+        ({"device": "tpu"}, "unknown device"),
+    ],
+)
+def test_bad_config(override, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        GrammarConfig(**override)
+    assert "\n" not in str(error.value)
+
+
+def test_data_must_match_config(brackets_data):
+    with pytest.raises(ConfigError, match="config.dataset is 'ndfa'"):
+        GrammarRun(GrammarConfig(dataset="ndfa", **SMALL), brackets_data)
+
+
+def test_temperatures_from_a_list_become_floats():
+    assert GrammarConfig(temperatures=[0, 1]).temperatures == (0.0, 1.0)
