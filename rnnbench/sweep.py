@@ -188,9 +188,12 @@ class Task:
 
 
 def trial_namer(keys: Sequence[str]) -> Callable[[Any], str]:
-    """Readable, stable trial names such as `lstm_lr0.3_seed4`."""
+    """Readable, stable trial names such as `lstm_lr0.3_seed4`. A confirmation trial, named by
+    `restore_from`, takes the name of the first-stage trial it continues."""
 
     def name(trial: Any) -> str:
+        if keys == ("restore_from",):
+            return trial.config["restore_from"].rstrip("/").split("/")[-2]
         parts = []
         for key in keys:
             value = trial.config[key]

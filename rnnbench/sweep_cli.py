@@ -65,7 +65,6 @@ def main(task: Task, grid: dict[str, tuple], presets: dict[str, dict[str, Any]],
         path = experiment_path(storage, name)
         if getattr(args, "confirm", False):
             check_storage(storage)
-            start_ray(args.address)
             task.confirm(path, args)
             return 0
         if args.resume:

@@ -26,6 +26,7 @@ from rnnbench.sweep import (
     read_spec,
     run_and_report,
     run_grid,
+    start_ray,
     train_classifier,
     use_trial_resources,
     write_spec,
@@ -85,7 +86,7 @@ def confirm_imdb(path: str, args: Any) -> None:
         **dataclasses.asdict(confirm_base),
         "parent_experiment": path,
         "restore_from": tune.grid_search(sorted(restore)),
-        **{key: tune.sample_from(lambda spec, key=key: restore[spec.config.restore_from][key]) for key in ("model", "lr", "seed")},
+        **{key: tune.sample_from(_lookup(restore, key)) for key in ("model", "lr", "seed")},
     }
     name = os.path.basename(path.rstrip("/")) + "-confirm"
     storage = path.rstrip("/").rsplit("/", 1)[0]
@@ -93,15 +94,21 @@ def confirm_imdb(path: str, args: Any) -> None:
     resume = args.resume and experiment_exists(confirm_path)
     if experiment_exists(confirm_path) and not resume:
         raise SweepError(f"confirmation experiment {confirm_path} already exists; pass --resume to continue it")
+    start_ray(args.address)
     if not resume:
         write_spec(confirm_path, {"task": "imdb", "base": dataclasses.asdict(confirm_base), "axes": {}, "parent": path})
     print(f"confirming {len(restore)} trials ({', '.join(f'{r.model} lr {r.lr:g}' for r in table.itertuples())}) in {confirm_path}")
     run_grid(
-        train_classifier, param_space, name=name, storage=storage, name_keys=("model", "lr", "seed"), metric=M.TEST_ACC,
+        train_classifier, param_space, name=name, storage=storage, name_keys=("restore_from",), metric=M.TEST_ACC,
         epochs=CONFIRM_EPOCHS, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent, resume=resume, data=data,
     )
     summarize(confirm_path)
+
+
+def _lookup(restore: dict[str, dict[str, Any]], key: str) -> Any:
+    """The model, lr or seed of the first-stage trial whose checkpoint a confirm trial continues."""
+    return lambda config: restore[config["restore_from"]][key]
 
 
 def _filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:

@@ -1,0 +1,126 @@
+"""Per-group statistics over seeds: n, mean, spread, t or bootstrap confidence intervals, and
+how many trials diverged or errored.
+
+Diverged trials are never averaged silently. `diverged="exclude"` (the default) leaves their
+rows out and reports them in `n_diverged`: a run whose loss became NaN has no accuracy to
+average, and mixing its pre-divergence epochs into a curve would make the curve jump where it
+drops out. `diverged="include"` keeps their rows; a group that then holds a NaN or infinite
+value from a diverged trial gets undefined (NaN) statistics instead of a mean over the finite
+rest, so a divergence can never disappear into an average.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from rnnbench.results.columns import (STATUS_DIVERGED, STATUS_ERRORED, metric_columns,
+                                      require_columns, require_metrics)
+from rnnbench.results.errors import ResultsError
+
+STAT_COLUMNS = ("n", "mean", "std", "var", "sem", "ci_low", "ci_high", "median", "q25", "q75",
+                "min", "max", "n_trials", "n_diverged", "n_errored")
+_LOCATION = ("mean", "std", "var", "sem", "ci_low", "ci_high", "median", "q25", "q75", "min", "max")
+
+
+def t_interval(mean: np.ndarray | float, std: np.ndarray | float, n: np.ndarray | float,
+               ci: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Student-t interval for a mean: mean ± t_{(1+ci)/2, n-1} · std/√n; NaN where n < 2,
+    because one seed says nothing about spread (a zero-width interval would lie)."""
+    mean, std, n = (np.asarray(x, dtype=float) for x in (mean, std, n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = sps.t.ppf((1 + ci) / 2, n - 1) * std / np.sqrt(n)
+    half = np.where(n >= 2, half, np.nan)
+    return mean - half, mean + half
+
+
+def bootstrap_interval(values: np.ndarray, ci: float = 0.95, n_boot: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean, reproducible from `seed`; NaN below 2 values."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(n_boot, len(values)))].mean(axis=1)
+    low, high = np.quantile(means, [(1 - ci) / 2, (1 + ci) / 2])
+    return float(low), float(high)
+
+
+def _check_options(diverged: str, ci: float) -> None:
+    if diverged not in ("exclude", "include"):
+        raise ResultsError(f"diverged must be 'exclude' or 'include', not {diverged!r}")
+    if not 0 < ci < 1:
+        raise ResultsError(f"ci must be between 0 and 1 (e.g. 0.95), not {ci}")
+
+
+def _diverged_rows(df: pd.DataFrame) -> pd.Series:
+    """Rows that belong to a diverged trial (status from `load`, else the per-row flag)."""
+    if "status" in df:
+        return df["status"].eq(STATUS_DIVERGED)
+    if "diverged" in df:
+        flagged = df.loc[df["diverged"].eq(True), "trial"].unique()
+        return df["trial"].isin(flagged)
+    return pd.Series(False, index=df.index)
+
+
+def aggregate(df: pd.DataFrame, by: Sequence[str] = ("model", "lr", "epoch"),
+              metrics: Sequence[str] | None = None, diverged: str = "exclude", ci: float = 0.95,
+              bootstrap: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """One row per (group, metric) with n, mean, std, var, sem, ci_low/ci_high, median, q25, q75,
+    min, max, and the group's n_trials, n_diverged and n_errored.
+
+    `n` counts the values that entered the statistics (trials that reported the metric);
+    `n_trials` all trials in the group, whatever their status. CIs are t-based unless
+    `bootstrap` gives a number of resamples (seeded by `seed`, the same for every group).
+    Long format, so a metric is one filter away: `agg[agg.metric == "val_acc"]`.
+    """
+    _check_options(diverged, ci)
+    by = require_columns(df, list(by), "grouping column")
+    require_columns(df, ["trial"])
+    metrics = require_metrics(df, list(metrics) if metrics is not None else metric_columns(df))
+    if not metrics:
+        raise ResultsError("no metric to aggregate; pass metrics=[...] naming numeric columns")
+    bad_rows = _diverged_rows(df)
+    data = df.loc[~bad_rows] if diverged == "exclude" else df
+
+    trials = df[["trial", *by]].assign(
+        _diverged=bad_rows, _errored=df["status"].eq(STATUS_ERRORED) if "status" in df else False,
+    ).drop_duplicates(["trial", *by])
+    counts = trials.groupby(by, dropna=True).agg(
+        n_trials=("trial", "size"), n_diverged=("_diverged", "sum"), n_errored=("_errored", "sum"))
+
+    keys = [data[c] for c in by]
+    grouped = data.groupby(keys, dropna=True, sort=True)
+    parts = []
+    for metric in metrics:
+        g = grouped[metric]
+        part = pd.DataFrame({
+            "n": g.count(), "mean": g.mean(), "std": g.std(ddof=1), "var": g.var(ddof=1),
+            "median": g.median(), "q25": g.quantile(0.25), "q75": g.quantile(0.75),
+            "min": g.min(), "max": g.max(),
+        })
+        part["sem"] = part["std"] / np.sqrt(part["n"])
+        if bootstrap:
+            bounds = [bootstrap_interval(v.dropna().to_numpy(), ci, bootstrap, seed) for _, v in g]
+            part["ci_low"] = [b[0] for b in bounds]
+            part["ci_high"] = [b[1] for b in bounds]
+        else:
+            part["ci_low"], part["ci_high"] = t_interval(part["mean"], part["std"], part["n"], ci)
+        if diverged == "include":
+            values = data[metric].astype(float)
+            nonfinite = bad_rows & ~np.isfinite(values)
+            part["n"] += (nonfinite & values.isna()).groupby(keys).sum()  # count() skipped NaN
+            part.loc[nonfinite.groupby(keys).sum() > 0, list(_LOCATION)] = np.nan
+        part = part.reindex(counts.index)  # cells where every trial diverged stay, with n = 0
+        part.insert(0, "metric", metric)
+        parts.append(part)
+    out = pd.concat(parts).join(counts)
+    out[["n", "n_trials", "n_diverged", "n_errored"]] = out[
+        ["n", "n_trials", "n_diverged", "n_errored"]].fillna(0).astype(int)
+    out = out.reset_index()[[*by, "metric", *STAT_COLUMNS]]
+    out.attrs = {"ci": ci, "ci_method": f"bootstrap ({bootstrap} resamples)" if bootstrap else "t",
+                 "diverged": diverged}
+    return out

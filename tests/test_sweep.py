@@ -1,0 +1,132 @@
+"""Sweeps end to end with a real Ray: the scripts run as a user runs them, in a subprocess that
+starts its own local Ray on 127.0.0.1 (2 CPUs here), against the tiny generated IMDB set."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from ray import tune
+
+from rnnbench import results
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--embed-dim", "16", "--hidden-dim", "16"]
+
+
+def sweep(script: str, *args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "sweeps" / script), *args],
+        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=ROOT,
+    )
+
+
+def epochs_in_result_json(trial_dir: Path) -> list[int]:
+    lines = (trial_dir / "result.json").read_text().splitlines() if (trial_dir / "result.json").exists() else []
+    return [json.loads(line)["epoch"] for line in lines if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def grid(tiny_imdb, tmp_path_factory):
+    """One small finished grid: 2 models x 2 lrs x 2 seeds x 2 epochs."""
+    storage = tmp_path_factory.mktemp("storage")
+    done = sweep("imdb_grid.py", "--data", str(tiny_imdb), "--models", "mlp", "elman", "--lrs", "0.1", "0.3",
+                 "--seeds", "0", "1", "--epochs", "2", *SMALL, "--storage", str(storage), "--name", "g")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return storage, done
+
+
+def test_small_grid_runs_to_the_end(grid):
+    storage, done = grid
+    df = results.load(storage / "g")
+    assert df["trial"].nunique() == 8
+    assert len(df) == 16  # one row per trial per epoch
+    assert sorted(df["trial"].unique())[:2] == ["elman_lr0.1_seed0", "elman_lr0.1_seed1"]
+    assert set(df["status"]) == {"finished"}
+    assert all(sorted(epochs) == [1, 2] for epochs in df.groupby("trial")["epoch"].apply(list))
+    assert "Comparisons" in done.stdout and "mlp" in done.stdout and "95% CI" in done.stdout
+    assert "trials: 8/8 done" in done.stderr  # the progress line
+
+
+def test_confirmation_stage_continues_the_best_lr_on_the_test_split(grid, tiny_imdb):
+    storage, _ = grid
+    done = sweep("imdb_grid.py", "--data", str(tiny_imdb), "--storage", str(storage), "--name", "g", "--confirm")
+    assert done.returncode == 0, done.stderr[-3000:]
+    first = results.load(storage / "g")
+    chosen = results.best(first, metric="val_acc", per="model", how="final")
+    confirm = results.load(storage / "g-confirm")
+    assert confirm["trial"].nunique() == 4  # 2 models x 2 seeds at each model's best lr
+    for row in chosen.itertuples():
+        trials = confirm[confirm["model"] == row.model]
+        assert set(trials["lr"]) == {row.lr} and set(trials["seed"]) == {0, 1}
+    assert sorted(confirm["epoch"].unique()) == [3, 4, 5, 6, 7]
+    assert confirm["test_acc"].notna().all() and "val_acc" not in confirm.columns
+    assert set(confirm["final"]) == {True}
+    assert set(confirm["parent_experiment"]) == {str(storage / "g")}
+
+
+def test_killed_driver_resumes_without_losing_or_repeating_epochs(tiny_imdb, tmp_path):
+    args = ["--data", str(tiny_imdb), "--models", "lstm", "--lrs", "0.1", "--seeds", "0", "1", "2",
+            "--epochs", "3", "--max-concurrent", "1", "--storage", str(tmp_path), "--name", "r"]
+    driver = subprocess.Popen([sys.executable, str(ROOT / "sweeps" / "imdb_grid.py"), *args],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # kill once a trial is part-way through
+        reported = {d.name: epochs_in_result_json(d) for d in (tmp_path / "r").glob("lstm_*") if d.is_dir()}
+        if any(1 <= len(e) < 3 for e in reported.values()):
+            break
+        time.sleep(0.2)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, nothing else
+    driver.wait()
+    assert any(1 <= len(e) < 3 for e in reported.values()), f"never caught a trial part-way: {reported}"
+
+    done = sweep("imdb_grid.py", "--storage", str(tmp_path), "--name", "r", "--resume")
+    assert done.returncode == 0, done.stderr[-3000:]
+    for seed in (0, 1, 2):
+        assert epochs_in_result_json(tmp_path / "r" / f"lstm_lr0.1_seed{seed}") == [1, 2, 3]
+    df = results.load(tmp_path / "r")
+    assert set(df["status"]) == {"finished"} and len(df) == 9
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--lrs"], "expected at least one argument"),
+        (["--lrs", "0.1", "-0.5"], "lr must be > 0"),
+        (["--lrs", "0"], "lr must be > 0"),
+        (["--models", "mlp", "gru"], "unknown model 'gru'"),
+        (["--seeds", "1.5"], "invalid int value"),
+        (["--epochs", "0"], "epochs must be > 0"),
+        (["--address", "127.0.0.1:9"], "cannot reach a Ray cluster at 127.0.0.1:9"),
+        (["--resume"], "no experiment to resume"),
+        (["--confirm"], "no first stage"),
+    ],
+)
+def test_bad_input_is_one_line_before_any_trial(args, message, tiny_imdb, tmp_path):
+    done = sweep("imdb_grid.py", "--data", str(tiny_imdb), "--storage", str(tmp_path / "s"), "--name", "x", *args, timeout=120)
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
+    assert not tune.Tuner.can_restore(str(tmp_path / "s" / "x"))
+
+
+def test_unwritable_storage_and_bad_data_fail_before_ray(tiny_imdb, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    done = sweep("imdb_grid.py", "--data", str(tiny_imdb), "--storage", str(blocker / "sub"), timeout=120)
+    assert done.returncode == 2 and "is not writable" in done.stderr
+    done = sweep("imdb_grid.py", "--data", str(tmp_path), "--storage", str(tmp_path / "s"), timeout=120)
+    assert done.returncode == 2 and "not an aclImdb folder" in done.stderr
+    assert not tune.Tuner.can_restore(str(tmp_path / "s" / "imdb_grid"))
+
+
+def test_existing_experiment_is_not_overwritten(grid, tiny_imdb):
+    storage, _ = grid
+    done = sweep("imdb_grid.py", "--data", str(tiny_imdb), "--storage", str(storage), "--name", "g", timeout=120)
+    assert done.returncode == 2 and "already exists; pass --resume" in done.stderr
