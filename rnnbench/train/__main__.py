@@ -1,8 +1,9 @@
 """Train one model and print its metrics, one line per epoch.
 
     python -m rnnbench.train classifier --model lstm --lr 0.3 --epochs 2 --subset 2000
-    python -m rnnbench.train classifier --model lstm --save run.pt ...   # checkpoint every epoch
-    python -m rnnbench.train classifier --resume run.pt --epochs 15 --final true  # continue
+    python -m rnnbench.train classifier --model lstm --save run.pt ...        # checkpoint every epoch
+    python -m rnnbench.train classifier --resume run.pt --final true --epochs 7   # continue on train/test
+    python -m rnnbench.train grammar --dataset ndfa --epochs 2
 """
 
 from __future__ import annotations
@@ -12,29 +13,34 @@ import dataclasses
 import sys
 from typing import Any
 
-from rnnbench.config import add_config_args, config_from_args, given_config
+from rnnbench.config import add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError
+from rnnbench.train.autoregressor import GrammarConfig, GrammarRun
 from rnnbench.train.classifier import ClassifierConfig, ClassifierRun
 from rnnbench.train.common import load_checkpoint
 
+TASKS = {"classifier": (ClassifierConfig, ClassifierRun), "grammar": (GrammarConfig, GrammarRun)}
+
 
 def format_metrics(metrics: dict[str, Any]) -> str:
-    """One readable console line: numbers rounded, examples and flags left as they are."""
+    """One console line: numbers rounded; sampled example texts left out (they are in the dict)."""
     parts = []
     for key, value in metrics.items():
-        if isinstance(value, float):
-            value = f"{value:.4g}"
-        parts.append(f"{key}={value}")
+        if "example" in key:
+            continue
+        parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
     return "  ".join(parts)
 
 
-def train_classifier(args: argparse.Namespace) -> None:
+def train(args: argparse.Namespace) -> None:
+    config_cls, run_cls = TASKS[args.task]
+    given = given_config(config_cls, args)
     if args.resume:
-        saved = ClassifierConfig(**load_checkpoint(args.resume)["config"])
-        run = ClassifierRun.restore(args.resume, dataclasses.replace(saved, **given_config(ClassifierConfig, args)))
+        saved = config_cls(**load_checkpoint(args.resume)["config"])
+        run = run_cls.restore(args.resume, dataclasses.replace(saved, **given))
     else:
-        run = ClassifierRun(config_from_args(ClassifierConfig, args))
-    print(f"# {run.config}  device={run.device}  train={len(run.data.train)}  {run.data.eval_name}={len(run.data.eval)}  vocab={len(run.data.vocab)}", flush=True)
+        run = run_cls(config_cls(**given))
+    print(f"# {run.config}  device={run.device}", flush=True)
     for metrics in run.epochs():
         print(format_metrics(metrics), flush=True)
         if args.save:
@@ -44,13 +50,14 @@ def train_classifier(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rnnbench.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="task", required=True)
-    classifier = sub.add_parser("classifier", help="IMDB sentiment classifier")
-    add_config_args(classifier, ClassifierConfig)
-    classifier.add_argument("--save", help="write a checkpoint here after every epoch")
-    classifier.add_argument("--resume", help="continue from this checkpoint (flags given override its config)")
+    for task, (config_cls, _) in TASKS.items():
+        command = sub.add_parser(task, help=config_cls.__doc__.splitlines()[0])
+        add_config_args(command, config_cls)
+        command.add_argument("--save", help="write a checkpoint here after every epoch")
+        command.add_argument("--resume", help="continue from this checkpoint (flags given override its config)")
     args = parser.parse_args(argv)
     try:
-        train_classifier(args)
+        train(args)
     except (ConfigError, DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
