@@ -258,8 +258,12 @@ def run_grid(
     max_concurrent: int | None = None,
     resume: bool = False,
     data: Any = None,
+    search_alg: Any = None,
+    scheduler: Any = None,
+    num_samples: int = 1,
 ) -> tune.ResultGrid:
-    """Run (or resume) one grid experiment at `storage/name` and wait for it to finish."""
+    """Run (or resume) one grid experiment at `storage/name` and wait for it to finish. A search
+    (rnnbench.search) passes its own search algorithm, scheduler and num_samples=-1."""
     wrapped = tune.with_resources(tune.with_parameters(trainable, data=data), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     path = experiment_path(storage, name)
     if resume:
@@ -270,7 +274,8 @@ def run_grid(
             wrapped,
             param_space=param_space,
             tune_config=tune.TuneConfig(
-                max_concurrent_trials=max_concurrent, trial_name_creator=namer, trial_dirname_creator=namer
+                max_concurrent_trials=max_concurrent, trial_name_creator=namer, trial_dirname_creator=namer,
+                search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
             ),
             run_config=tune.RunConfig(
                 name=name,

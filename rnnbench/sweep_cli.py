@@ -43,14 +43,19 @@ def build_parser(task: Task, grid: dict[str, tuple], presets: dict[str, dict[str
     add_config_args(parser.add_argument_group("every trial's settings"), task.config_cls, skip=tuple(f for f, _ in task.axes.values()))
     run = parser.add_argument_group("where and how it runs")
     run.add_argument("--preset", choices=sorted(presets), help="; ".join(f"{k}: {v}" for k, v in presets.items()))
+    add_run_args(run, f"{task.name}_grid, plus _<preset>")
+    return parser
+
+
+def add_run_args(run: argparse._ArgumentGroup, default_name: str) -> None:
+    """Where and how trials run: the flags every sweep script (grid or search) shares."""
     run.add_argument("--storage", default="./results", help="results folder, NFS path or URI such as s3://bucket/x (default: ./results)")
-    run.add_argument("--name", default=None, help=f"experiment name inside --storage (default: {task.name}_grid, plus _<preset>)")
+    run.add_argument("--name", default=None, help=f"experiment name inside --storage (default: {default_name})")
     run.add_argument("--address", default=None, help="Ray cluster host:port (default: $RAY_ADDRESS, else a local Ray on this machine's cores)")
     run.add_argument("--cpus-per-trial", type=float, default=1, help="default: 1")
     run.add_argument("--gpus-per-trial", type=float, default=0, help="fractions pack several trials on one GPU, e.g. 0.25 (default: 0)")
     run.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once (default: what resources allow)")
     run.add_argument("--resume", action="store_true", help="continue the interrupted experiment --name: finished trials are kept, unfinished ones go on from their last epoch")
-    return parser
 
 
 def main(task: Task, grid: dict[str, tuple], presets: dict[str, dict[str, Any]], doc: str, argv: Sequence[str] | None = None) -> int:
