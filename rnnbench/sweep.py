@@ -275,6 +275,7 @@ def run_grid(
             param_space=param_space,
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=max_concurrent, trial_name_creator=namer, trial_dirname_creator=namer,
+                reuse_actors=True,
                 search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
             ),
             run_config=tune.RunConfig(
