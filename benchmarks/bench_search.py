@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 
 from rnnbench import metrics as M
 from rnnbench import results
-from rnnbench.seed_study import storage_url
+from rnnbench.sweep.seed_study import storage_url
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC = M.synth_acc(1.0)

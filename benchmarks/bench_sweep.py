@@ -19,7 +19,9 @@ import time
 import torch
 
 from rnnbench import results
-from rnnbench.sweep import run_grid, start_ray, train_classifier
+from rnnbench.sweep.grid import run_grid
+from rnnbench.sweep.runtime import start_ray
+from rnnbench.sweep.trainables import train_classifier
 from rnnbench.train.classifier import ClassifierConfig, ClassifierRun, load_data
 
 

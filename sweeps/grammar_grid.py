@@ -11,8 +11,8 @@ Needs no download: the words are generated from each trial's seed.
 
 import sys
 
-from rnnbench.sweep_cli import main
-from rnnbench.tasks import GRAMMAR
+from rnnbench.sweep.grid_cli import main
+from rnnbench.sweep.tasks import GRAMMAR
 
 GRID = {
     "datasets": ("brackets", "ndfa"),

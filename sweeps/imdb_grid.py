@@ -12,8 +12,8 @@ IMDB comes from --data, else $RNNBENCH_IMDB, else the cache, else it is download
 
 import sys
 
-from rnnbench.sweep_cli import main
-from rnnbench.tasks import IMDB
+from rnnbench.sweep.grid_cli import main
+from rnnbench.sweep.tasks import IMDB
 
 GRID = {
     "models": ("mlp", "elman", "lstm"),

@@ -13,7 +13,7 @@ Results load like a grid's: rnnbench.results.load(<storage>/<name>) has an `optu
 
 import sys
 
-from rnnbench.search_cli import main
+from rnnbench.sweep.search_cli import main
 
 if __name__ == "__main__":
     sys.exit(main(__doc__))

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from ray import tune
 
 from rnnbench import results
-from rnnbench.seed_study import SearchSpace, SeedStudy, create_study, set_limits, storage_url
+from rnnbench.sweep.seed_study import SearchSpace, SeedStudy, create_study, set_limits, storage_url
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC = "synth_acc@t1"

@@ -21,14 +21,14 @@ from rnnbench import results
 from rnnbench.config import add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError
 from rnnbench.results.columns import higher_is_better
-from rnnbench.search import run_search
-from rnnbench.search_report import search_report
-from rnnbench.seed_study import (STUDY_FILE, SearchSpace, SeedStudy, create_study, set_limits, storage_url,
+from rnnbench.sweep.search import run_search
+from rnnbench.sweep.search_report import search_report
+from rnnbench.sweep.seed_study import (STUDY_FILE, SearchSpace, SeedStudy, create_study, set_limits, storage_url,
                                  stored_budget, stored_spec)
-from rnnbench.sweep import (Task, check_storage, experiment_exists, experiment_path, local_storage,
-                            normalize_storage, start_ray, write_spec)
-from rnnbench.sweep_cli import SweepParser, add_run_args, fail
-from rnnbench.tasks import GRAMMAR, IMDB
+from rnnbench.sweep.grid import Task
+from rnnbench.sweep.runtime import check_storage, experiment_exists, experiment_path, local_storage, normalize_storage, start_ray, write_spec
+from rnnbench.sweep.grid_cli import SweepParser, add_run_args, fail
+from rnnbench.sweep.tasks import GRAMMAR, IMDB
 
 TASKS = {"imdb": IMDB, "grammar": GRAMMAR}
 # ndfa samples are only judged fairly at t >= 0.75 (t=0 always emits the likeliest word)

@@ -17,21 +17,10 @@ from rnnbench import results
 from rnnbench.data.imdb import ImdbData
 from rnnbench.results.cli import report
 from rnnbench.results.columns import default_metric, default_per
-from rnnbench.sweep import (
-    STATE_FILE,
-    SweepError,
-    Task,
-    config_of,
-    experiment_exists,
-    read_spec,
-    run_and_report,
-    run_grid,
-    start_ray,
-    train_classifier,
-    use_trial_resources,
-    write_spec,
-)
-from rnnbench.train.autoregressor import GrammarConfig, GrammarRun
+from rnnbench.sweep.grid import Task, run_grid
+from rnnbench.sweep.runtime import SweepError, experiment_exists, read_spec, start_ray, write_spec
+from rnnbench.sweep.trainables import STATE_FILE, train_classifier, train_grammar
+from rnnbench.train.autoregressor import GrammarConfig
 from rnnbench.train.classifier import ClassifierConfig, load_data
 from rnnbench.train.common import load_checkpoint
 
@@ -152,13 +141,6 @@ IMDB = Task(
 
 
 # --- grammars ----------------------------------------------------------------------------------
-
-
-def train_grammar(config: dict[str, Any], data: Any = None) -> None:
-    """Tune trainable for one grammar trial. Each seed draws its own words (cheap, and part of
-    the seed-to-seed variation a sweep measures), so nothing comes through the object store."""
-    use_trial_resources()
-    run_and_report(GrammarRun(config_of(GrammarConfig, config)))
 
 
 GRAMMAR = Task(

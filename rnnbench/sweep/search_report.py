@@ -15,8 +15,8 @@ from optuna.trial import TrialState
 
 from rnnbench import results
 from rnnbench.results.columns import default_per
-from rnnbench.search import OPTUNA_TRIAL
-from rnnbench.seed_study import storage_url
+from rnnbench.sweep.search import OPTUNA_TRIAL
+from rnnbench.sweep.seed_study import storage_url
 
 BEST_COLUMNS = ("source", "experiment", "trials", "setting", "epoch", "mean", "std", "ci_low", "ci_high", "n")
 

@@ -10,17 +10,8 @@ from typing import Any, NoReturn, Sequence
 
 from rnnbench.config import add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError
-from rnnbench.sweep import (
-    Task,
-    check_storage,
-    experiment_exists,
-    experiment_path,
-    normalize_storage,
-    read_spec,
-    run_grid,
-    start_ray,
-    write_spec,
-)
+from rnnbench.sweep.grid import Task, run_grid
+from rnnbench.sweep.runtime import check_storage, experiment_exists, experiment_path, normalize_storage, read_spec, start_ray, write_spec
 
 
 class SweepParser(argparse.ArgumentParser):

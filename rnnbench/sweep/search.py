@@ -19,8 +19,8 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler
 from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 
 from rnnbench import metrics as M
-from rnnbench.seed_study import SearchSpace, SeedStudy
-from rnnbench.sweep import run_grid
+from rnnbench.sweep.seed_study import SearchSpace, SeedStudy
+from rnnbench.sweep.grid import run_grid
 
 OPTUNA_TRIAL = "optuna_trial"  # config key (and results column): the Optuna trial a seed belongs to
 SEED = "seed"

@@ -1,0 +1,111 @@
+"""Where a sweep runs and where it writes: starting or joining Ray, checking the cluster address
+and the storage before anything starts, and the small spec file that makes --resume need only
+--name."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs
+import ray
+from ray import tune
+
+from rnnbench.errors import ConfigError
+
+SPEC_FILE = "rnnbench_sweep.json"  # the grid and base config, so --resume needs only --name
+
+
+class SweepError(ConfigError):
+    """A sweep cannot start (bad grid, unreachable cluster, unusable storage, nothing to resume)."""
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fail in seconds, with the fix, rather than after Ray's long connection retries."""
+    if address == "auto" or "://" in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as error:
+        raise SweepError(
+            f"cannot reach a Ray cluster at {address} ({error}); start one with `ray start --head` "
+            "or fix --address / RAY_ADDRESS"
+        ) from None
+
+
+def start_ray(address: str | None) -> None:
+    """Connect to `address` (or RAY_ADDRESS), else start a Ray on this machine's cores bound to
+    127.0.0.1 only (the variable below keeps it off external interfaces and refuses extra nodes)."""
+    # every epoch checkpoints and only the newest is kept, which Tune warns about; it is intended
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        check_reachable(address)
+        ray.init(address=address, log_to_driver=False)
+    else:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+
+
+# --- storage -----------------------------------------------------------------------------------
+
+
+def experiment_path(storage: str, name: str) -> str:
+    return storage.rstrip("/") + "/" + name
+
+
+def local_storage(storage: str) -> Path | None:
+    """The local folder behind `storage`, or None for a remote URI such as s3://."""
+    if "://" not in storage:
+        return Path(storage).expanduser().resolve()
+    return Path(storage[len("file://") :]) if storage.startswith("file://") else None
+
+
+def normalize_storage(storage: str) -> str:
+    """Ray wants absolute local paths; URIs pass unchanged."""
+    folder = local_storage(storage)
+    return str(folder) if folder is not None and "://" not in storage else storage
+
+
+def check_storage(storage: str) -> None:
+    """Make sure results can be written there before any trial starts."""
+    folder = local_storage(storage)
+    if folder is None:
+        try:
+            pyarrow.fs.FileSystem.from_uri(storage)
+        except Exception as error:  # noqa: BLE001 - pyarrow raises several kinds here
+            raise SweepError(f"storage {storage} is not usable ({error}); pass another --storage") from None
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".rnnbench-write-test-{uuid.uuid4().hex}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise SweepError(f"storage {folder} is not writable ({error.strerror}); pass a writable --storage") from None
+
+
+def experiment_exists(path: str) -> bool:
+    return tune.Tuner.can_restore(path)
+
+
+def write_spec(path: str, spec: dict[str, Any]) -> None:
+    filesystem, folder = pyarrow.fs.FileSystem.from_uri(path) if "://" in path else (pyarrow.fs.LocalFileSystem(), path)
+    filesystem.create_dir(folder, recursive=True)
+    with filesystem.open_output_stream(f"{folder}/{SPEC_FILE}") as out:
+        out.write(json.dumps(spec, indent=1).encode())
+
+
+def read_spec(path: str) -> dict[str, Any]:
+    filesystem, folder = pyarrow.fs.FileSystem.from_uri(path) if "://" in path else (pyarrow.fs.LocalFileSystem(), path)
+    try:
+        with filesystem.open_input_stream(f"{folder}/{SPEC_FILE}") as stream:
+            return json.loads(stream.read())
+    except (FileNotFoundError, OSError):
+        raise SweepError(f"{path} was not made by an rnnbench sweep (no {SPEC_FILE}); resume it with Ray Tune directly") from None
