@@ -4,6 +4,7 @@ starts its own local Ray on 127.0.0.1 (2 CPUs here), against the tiny generated 
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -104,6 +105,9 @@ def test_killed_driver_resumes_without_losing_or_repeating_epochs(tiny_imdb, tmp
         (["--seeds", "1.5"], "invalid int value"),
         (["--epochs", "0"], "epochs must be > 0"),
         (["--address", "127.0.0.1:9"], "cannot reach a Ray cluster at 127.0.0.1:9"),
+        pytest.param(["--gpus-per-trial", "0.5"], "no node can hold one trial of 1 CPUs and 0.5 GPUs",
+                     marks=pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine may have a GPU")),
+        (["--cpus-per-trial", "64"], "no node can hold one trial of 64 CPUs"),
         (["--resume"], "no experiment to resume"),
         (["--confirm"], "no first stage"),
     ],

@@ -76,7 +76,7 @@ def main(task: Task, grid: dict[str, tuple], presets: dict[str, dict[str, Any]],
             check_storage(storage)
             if experiment_exists(path):
                 raise ConfigError(f"experiment {path} already exists; pass --resume to continue it or another --name")
-        start_ray(args.address)
+        start_ray(args.address, args.cpus_per_trial, args.gpus_per_trial)
         data = task.load_data(base, axes)
         if not args.resume:
             write_spec(path, {"task": task.name, "base": dataclasses.asdict(base), "axes": axes})

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,12 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
-def start_ray(address: str | None) -> None:
+def start_ray(address: str | None, cpus_per_trial: float = 1, gpus_per_trial: float = 0) -> None:
     """Connect to `address` (or RAY_ADDRESS), else start a Ray on this machine's cores bound to
-    127.0.0.1 only (the variable below keeps it off external interfaces and refuses extra nodes)."""
+    127.0.0.1 only (the variable below keeps it off external interfaces and refuses extra nodes).
+
+    A trial asking for more than any node has would wait forever without a word: on a local Ray
+    that is an error, on a cluster (whose autoscaler may still add such a node) a warning."""
     # every epoch checkpoints and only the newest is kept, which Tune warns about; it is intended
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     address = address or os.environ.get("RAY_ADDRESS")
@@ -51,9 +55,17 @@ def start_ray(address: str | None) -> None:
     else:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
-
-
-# --- storage -----------------------------------------------------------------------------------
+    nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    if not any(r.get("CPU", 0) >= cpus_per_trial and r.get("GPU", 0) >= gpus_per_trial for r in nodes):
+        largest = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)))
+        message = (
+            f"no node can hold one trial of {cpus_per_trial:g} CPUs and {gpus_per_trial:g} GPUs (the largest has "
+            f"{largest.get('CPU', 0):g} CPUs, {largest.get('GPU', 0):g} GPUs); lower --cpus-per-trial / --gpus-per-trial"
+        )
+        if not address:
+            ray.shutdown()
+            raise SweepError(message)
+        print(f"warning: {message}, or add such a node; trials wait until one joins", file=sys.stderr)
 
 
 def experiment_path(storage: str, name: str) -> str:

@@ -78,7 +78,7 @@ def main(doc: str, argv: Sequence[str] | None = None) -> int:
         grid = load_grid(args.compare_grid, spec["metric"]) if args.compare_grid else None
         budget = check_limits(args, path, name)
         base = task.config_cls(**spec["base"])
-        start_ray(args.address)
+        start_ray(args.address, args.cpus_per_trial, args.gpus_per_trial)
         data = task.load_data(base, {})
         url = storage_url(path)
         if not args.resume:

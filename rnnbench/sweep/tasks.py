@@ -83,7 +83,7 @@ def confirm_imdb(path: str, args: Any) -> None:
     resume = args.resume and experiment_exists(confirm_path)
     if experiment_exists(confirm_path) and not resume:
         raise SweepError(f"confirmation experiment {confirm_path} already exists; pass --resume to continue it")
-    start_ray(args.address)
+    start_ray(args.address, args.cpus_per_trial, args.gpus_per_trial)
     if not resume:
         write_spec(confirm_path, {"task": "imdb", "base": dataclasses.asdict(confirm_base), "axes": {}, "parent": path})
     print(f"confirming {len(restore)} trials ({', '.join(f'{r.model} lr {r.lr:g}' for r in table.itertuples())}) in {confirm_path}")
