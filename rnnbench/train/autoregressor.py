@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -24,15 +23,7 @@ from rnnbench.data.grammars import END, START, GrammarData, check_grammar, is_va
 from rnnbench.errors import ConfigError
 from rnnbench.models import LanguageModel
 from rnnbench.sampling import sample
-from rnnbench.train.common import (
-    load_checkpoint,
-    pick_device,
-    require_positive,
-    restore_rng_state,
-    rng_state,
-    save_checkpoint,
-    seed_everything,
-)
+from rnnbench.train.common import TrainingRun, load_checkpoint, pick_device, require_positive, seed_everything
 
 
 @dataclass
@@ -82,7 +73,7 @@ class GrammarConfig:
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu or cuda[:N]")
 
 
-class GrammarRun:
+class GrammarRun(TrainingRun):
     """Model, optimizer, data and RNG of one trial; `epoch` counts the epochs completed."""
 
     def __init__(self, config: GrammarConfig, data: GrammarData | None = None):
@@ -202,26 +193,6 @@ class GrammarRun:
             if examples[key] is None:
                 examples[key] = text
         return {acc_name: valid_count / len(prefixes), **examples}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "config": dataclasses.asdict(self.config),
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": rng_state(self.rng),
-            "epoch": self.epoch,
-            "diverged": self.diverged,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        restore_rng_state(self.rng, state["rng"])
-        self.epoch = state["epoch"]
-        self.diverged = state["diverged"]
-
-    def save(self, path: str | os.PathLike) -> None:
-        save_checkpoint(self.state_dict(), path)
 
     @classmethod
     def restore(

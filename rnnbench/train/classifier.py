@@ -6,7 +6,6 @@ the official train/test split (the study's confirmation step)."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import time
@@ -22,15 +21,7 @@ from rnnbench.data.batching import Sequences, bucket_batches, make_batches
 from rnnbench.data.imdb import ImdbData, load_imdb
 from rnnbench.errors import ConfigError, DataError
 from rnnbench.models import CLASSIFIERS, Classifier
-from rnnbench.train.common import (
-    load_checkpoint,
-    pick_device,
-    require_positive,
-    restore_rng_state,
-    rng_state,
-    save_checkpoint,
-    seed_everything,
-)
+from rnnbench.train.common import TrainingRun, load_checkpoint, pick_device, require_positive, seed_everything
 
 EVAL_BATCH_TOKENS = 32_768  # evaluation needs no gradients, so it takes bigger bucketed batches
 
@@ -83,7 +74,7 @@ def load_data(config: ClassifierConfig, vocab: tuple[str, ...] | None = None) ->
     )
 
 
-class ClassifierRun:
+class ClassifierRun(TrainingRun):
     """Model, optimizer, RNG and epoch counter of one trial; `epochs()` trains up to config.epochs."""
 
     def __init__(self, config: ClassifierConfig, data: ImdbData | None = None):
@@ -167,27 +158,12 @@ class ClassifierRun:
     # --- checkpoints ---------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "config": dataclasses.asdict(self.config),
-            "vocab": self.data.vocab,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": rng_state(self.rng),
-            "epoch": self.epoch,
-            "diverged": self.diverged,
-        }
+        return {**super().state_dict(), "vocab": self.data.vocab}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if tuple(state["vocab"]) != self.data.vocab:
             raise DataError("checkpoint vocabulary differs from the data's; load the data with the checkpoint's vocab")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        restore_rng_state(self.rng, state["rng"])
-        self.epoch = state["epoch"]
-        self.diverged = state["diverged"]
-
-    def save(self, path: str | os.PathLike) -> None:
-        save_checkpoint(self.state_dict(), path)
+        super().load_state_dict(state)
 
     @classmethod
     def restore(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -61,3 +62,35 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load on the CPU; the loops move tensors to their own device."""
     return torch.load(path, map_location="cpu", weights_only=False)
+
+
+class TrainingRun:
+    """What both loops share: a config, model, optimizer, RNG, epoch counter and diverged flag,
+    and how they go into and come back out of a checkpoint. Subclasses set these in __init__."""
+
+    config: Any
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    rng: np.random.Generator
+    epoch: int
+    diverged: bool
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config": dataclasses.asdict(self.config),
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng_state(self.rng),
+            "epoch": self.epoch,
+            "diverged": self.diverged,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        restore_rng_state(self.rng, state["rng"])
+        self.epoch = state["epoch"]
+        self.diverged = state["diverged"]
+
+    def save(self, path: str | os.PathLike) -> None:
+        save_checkpoint(self.state_dict(), path)
