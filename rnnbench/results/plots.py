@@ -14,6 +14,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import matplotlib.ticker  # noqa: E402
+import matplotlib.transforms  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -36,14 +38,35 @@ def _save(fig: plt.Figure, out_dir: str | os.PathLike, name: str) -> list[Path]:
     return paths
 
 
-def _label_end(ax: plt.Axes, x: float, y: float, text: str, color: str) -> None:
-    """Name the line where it ends, in its own colour."""
-    ax.annotate(text, (x, y), xytext=(6, 0), textcoords="offset points", va="center",
-                color=color, fontsize=9)
+def _label_ends(ax: plt.Axes, ends: list[tuple[float, float, str, str]]) -> None:
+    """Name each line where it ends, in its own colour; labels of lines that end close together
+    are pushed apart vertically so none hides another. Call after the y-limits are final."""
+    low, high = ax.get_ylim()
+    gap = 0.055 * (high - low)
+    beside = matplotlib.transforms.offset_copy(ax.transData, fig=ax.figure, x=6, units="points")
+    ends = sorted(ends, key=lambda end: end[1])
+    placed: list[float] = []
+    for _, y, _, _ in ends:
+        placed.append(max(y, placed[-1] + gap) if placed else y)
+    overflow = max(0.0, placed[-1] - high) if placed else 0.0  # keep the top label inside the axes
+    for (x, y, text, color), at in zip(ends, placed):
+        ax.annotate(text, (x, y), xytext=(x, at - overflow), textcoords=beside, va="center", color=color, fontsize=9)
 
 
 def _axis_label(metric: str) -> str:
     return f"{metric} ({unit(metric)})" if unit(metric) else metric
+
+
+def _fraction_axis(ax: plt.Axes, metric: str) -> None:
+    """Accuracies live in [0, 1]: show that range even where a t-interval of few seeds runs past
+    it (the interval itself is reported unclipped in the tables)."""
+    if metric.endswith("acc") or "_acc@" in metric:
+        ax.set_ylim(-0.02, 1.02)
+
+
+def _n_label(counts: pd.Series) -> str:
+    low, high = int(counts.min()), int(counts.max())
+    return f"n={low}" if low == high else f"n={low}-{high}"
 
 
 def _cell_label(row: pd.Series, cells: list[str]) -> str:
@@ -63,6 +86,7 @@ def learning_curves(df: pd.DataFrame, out_dir: str | os.PathLike, metric: str | 
     chosen = best(df, metric=metric, per=per, how="peak", ci=ci)
     cells = chosen.attrs["cells"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    ends = []
     for i, (_, row) in enumerate(chosen.iterrows()):
         agg = aggregate(_cell_rows(df, row, cells), by=[m.EPOCH], metrics=[metric], ci=ci)
         agg = agg[agg["n"] > 0]
@@ -70,13 +94,15 @@ def learning_curves(df: pd.DataFrame, out_dir: str | os.PathLike, metric: str | 
         epochs = agg[m.EPOCH].astype(float)
         ax.plot(epochs, agg["mean"], color=color, marker="o", markersize=3)
         ax.fill_between(epochs, agg["ci_low"], agg["ci_high"], color=color, alpha=0.2, linewidth=0)
-        _label_end(ax, epochs.iloc[-1], agg["mean"].iloc[-1],
-                   f"{_cell_label(row, cells)} (n={int(agg['n'].iloc[-1])})", color)
+        ends.append((epochs.iloc[-1], agg["mean"].iloc[-1], f"{_cell_label(row, cells)} (n={int(agg['n'].iloc[-1])})", color))
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_ylabel(_axis_label(metric))
+    _fraction_axis(ax, metric)
     ax.set_title(f"{metric} per epoch: mean over seeds, {ci:.0%} CI band (t), best setting per {per}")
     ax.margins(x=0.25)
     ax.grid(alpha=0.3)
+    _label_ends(ax, ends)
     return _save(fig, out_dir, f"curves_{metric}")
 
 
@@ -90,6 +116,7 @@ def lr_grid(df: pd.DataFrame, out_dir: str | os.PathLike, metric: str | None = N
     cells = _settings(df, per, None)
     cells = [per, lr] + [c for c in cells if c not in (per, lr)]
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    ends = []
     for i, (name, part) in enumerate(df.groupby(per, sort=True)):
         points = best(part, metric=metric, per=lr, how=how, by=cells, ci=ci).sort_values(lr)
         if points.empty:
@@ -98,14 +125,18 @@ def lr_grid(df: pd.DataFrame, out_dir: str | os.PathLike, metric: str | None = N
         err = np.vstack([points["mean"] - points["ci_low"], points["ci_high"] - points["mean"]])
         ax.errorbar(points[lr], points["mean"], yerr=np.nan_to_num(err), color=color, marker="o",
                     capsize=3)
-        _label_end(ax, points[lr].iloc[-1], points["mean"].iloc[-1],
-                   f"{name} (n={int(points['n'].min())}–{int(points['n'].max())})", color)
+        ends.append((points[lr].iloc[-1], points["mean"].iloc[-1], f"{name} ({_n_label(points['n'])})", color))
     ax.set_xscale("log")
+    grid_lrs = np.sort(df[lr].dropna().unique())
+    ax.set_xticks(grid_lrs, [f"{v:g}" for v in grid_lrs])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    _fraction_axis(ax, metric)
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel(_axis_label(metric))
     ax.set_title(f"{how} {metric} by learning rate: mean over seeds, {ci:.0%} CI error bars")
     ax.margins(x=0.3)
     ax.grid(alpha=0.3, which="both")
+    _label_ends(ax, ends)
     return _save(fig, out_dir, f"lr_grid_{metric}_{how}")
 
 
@@ -137,17 +168,19 @@ def temperature_curves(df: pd.DataFrame, out_dir: str | os.PathLike, per: str | 
         table = agg.groupby([*cells, "metric"], sort=False).tail(1)  # each cell's final epoch
         table = table.assign(temperature=table["metric"].map({c: t for t, c in columns}))
         table = table.sort_values("temperature")
+        ends = []
         for i, (key, line) in enumerate(table.groupby(cells, sort=True)):
             color = f"C{i}"
             err = np.vstack([line["mean"] - line["ci_low"], line["ci_high"] - line["mean"]])
             ax.errorbar(line["temperature"], line["mean"], yerr=np.nan_to_num(err), color=color,
                         marker="o", capsize=3)
-            _label_end(ax, line["temperature"].iloc[-1], line["mean"].iloc[-1],
-                       f"{_cell_label(line.iloc[0], cells)} (n={int(line['n'].min())})", color)
+            ends.append((line["temperature"].iloc[-1], line["mean"].iloc[-1],
+                         f"{_cell_label(line.iloc[0], cells)} ({_n_label(line['n'])})", color))
         ax.set_xlabel("sampling temperature")
         ax.set_ylabel(f"{kind}_acc (fraction valid)")
         ax.set_title(f"{titles.get(kind, kind)}, final epoch\nmean over seeds, {ci:.0%} CI")
         ax.set_ylim(-0.05, 1.05)
         ax.margins(x=0.3)
         ax.grid(alpha=0.3)
+        _label_ends(ax, ends)
     return _save(fig, out_dir, "temperature_accuracy")
