@@ -134,3 +134,14 @@ def test_existing_experiment_is_not_overwritten(grid, tiny_imdb):
     storage, _ = grid
     done = sweep("imdb_grid.py", "--data", str(tiny_imdb), "--storage", str(storage), "--name", "g", timeout=120)
     assert done.returncode == 2 and "already exists; pass --resume" in done.stderr
+
+
+def test_grammar_grid_needs_no_data_and_reports_every_temperature(tmp_path):
+    done = sweep("grammar_grid.py", "--datasets", "brackets", "ndfa", "--lrs", "1.0", "--seeds", "0", "--epochs", "1",
+                 "--n", "2000", "--num-samples", "20", "--storage", str(tmp_path), "--name", "gr")
+    assert done.returncode == 0, done.stderr[-3000:]
+    df = results.load(tmp_path / "gr")
+    assert sorted(df["trial"]) == ["brackets_lr1_seed0", "ndfa_lr1_seed0"]
+    for t in ("0", "0.25", "0.5", "0.75", "1"):
+        assert df[f"synth_acc@t{t}"].between(0, 1).all() and df[f"compl_acc@t{t}"].between(0, 1).all()
+    assert "synth_acc@t0.25" in done.stdout and "synth_acc@t1" in done.stdout
