@@ -54,7 +54,10 @@ def test_checkpoint_and_continue_equals_uninterrupted(tiny_imdb, tmp_path, batch
     tail = without_timing(list(resumed.epochs()))
     assert head + tail == uninterrupted
     for name, weight in straight.model.state_dict().items():
-        assert torch.equal(weight, resumed.model.state_dict()[name]), name
+        if straight.device.type == "cpu":
+            assert torch.equal(weight, resumed.model.state_dict()[name]), name
+        else:  # CUDA accumulates sparse embedding gradients in no fixed order: equal up to rounding
+            torch.testing.assert_close(weight, resumed.model.state_dict()[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
 def test_continue_a_validation_model_on_the_official_test_split(tiny_imdb, tmp_path):
