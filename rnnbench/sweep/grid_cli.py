@@ -10,6 +10,7 @@ from typing import Any, NoReturn, Sequence
 
 from rnnbench.config import add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError
+from rnnbench.results import ResultsError
 from rnnbench.sweep.grid import Task, run_grid
 from rnnbench.sweep.runtime import check_storage, experiment_exists, experiment_path, normalize_storage, read_spec, start_ray, write_spec
 
@@ -86,9 +87,9 @@ def main(task: Task, grid: dict[str, tuple], presets: dict[str, dict[str, Any]],
             epochs=base.epochs, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
             max_concurrent=args.max_concurrent, resume=args.resume, data=data,
         )
-    except (ConfigError, DataError) as error:
+        task.summarize(path)
+    except (ConfigError, DataError, ResultsError) as error:
         fail(str(error))
-    task.summarize(path)
     return 0
 
 
