@@ -8,6 +8,8 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -226,3 +228,9 @@ def test_cli_prints_tables_and_comparisons_and_exits_2_on_bad_input(tune_storage
     assert main([path, "--metric", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "available metrics: train_loss, val_acc" in err
+
+
+def test_console_script_is_installed(tune_storage):
+    script = Path(sys.executable).parent / "rnnbench-results"
+    done = subprocess.run([str(script), str(tune_storage / "exp")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Best setting per model" in done.stdout
