@@ -234,3 +234,20 @@ def test_console_script_is_installed(tune_storage):
     script = Path(sys.executable).parent / "rnnbench-results"
     done = subprocess.run([str(script), str(tune_storage / "exp")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "Best setting per model" in done.stdout
+
+
+def test_load_through_an_fsspec_filesystem_matches_the_local_read(tune_storage, df):
+    """A non-local store: the experiment copied into fsspec's in-memory filesystem, read through
+    pyarrow's fsspec bridge, the way an s3fs or gcsfs filesystem would be passed in."""
+    import fsspec
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    memory = fsspec.filesystem("memory")
+    memory.put(str(tune_storage / "exp"), "/bucket/exp", recursive=True)
+    remote = load("/bucket/exp", filesystem=PyFileSystem(FSSpecHandler(memory)))
+    assert len(remote) == len(df)
+    assert set(remote["trial"]) == set(df["trial"])
+    local = df.set_index(["trial", "epoch"])["val_acc"].sort_index()
+    assert remote.set_index(["trial", "epoch"])["val_acc"].sort_index().equals(local)
+    assert (remote.drop_duplicates("trial").set_index("trial")["status"].sort_index()
+            == df.drop_duplicates("trial").set_index("trial")["status"].sort_index()).all()
