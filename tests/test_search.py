@@ -229,3 +229,17 @@ def test_killed_search_resumes_without_losing_or_repeating_epochs(tmp_path):
         assert sorted(seeds.drop_duplicates("trial")["seed"]) == [0, 1]
         best_epoch_mean = seeds.groupby("epoch")[METRIC].mean().max()
         assert trial.value == pytest.approx(best_epoch_mean)
+
+
+def test_imdb_search_on_the_tiny_set(tiny_imdb, tmp_path):
+    done = search("--task", "imdb", "--data", str(tiny_imdb), "--model", "mlp", "--epochs", "2", "--embed-dim", "16",
+                  "--hidden-dim", "16", "--num-seeds", "2", "--budget", "2", "--storage", str(tmp_path), "--name", "i")
+    assert done.returncode == 0, done.stderr[-3000:]
+    study = study_of(tmp_path / "i")
+    df = results.load(tmp_path / "i")
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    for trial in study.trials:
+        seeds = df[df["optuna_trial"] == trial.number]
+        assert set(seeds["model"]) == {"mlp"} and sorted(seeds.drop_duplicates("trial")["seed"]) == [0, 1]
+        assert trial.value == pytest.approx(seeds.groupby("epoch")["val_acc"].mean().max())
+    assert "val_acc (fraction correct), mean ± sd" in done.stdout

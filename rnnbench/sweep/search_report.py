@@ -57,11 +57,13 @@ def search_report(path: str, name: str, spec: dict[str, Any], grid: pd.DataFrame
     sign = -1 if spec["direction"] == "maximize" else 1
     top = pd.DataFrame([{"optuna_trial": t.number, **t.params, "mean": t.value, "std": t.user_attrs.get("std"),
                          "epoch": t.user_attrs.get("epoch")} for t in sorted(done, key=lambda t: sign * t.value)[:10]])
+    top.attrs["metric"] = spec["metric"]  # names the mean ± sd column
     per = default_per(df)
     rows = [best_of_search(df, spec, study.best_trial.number)]
     if grid is not None:
         rows.append(best_of_grid(grid, spec, df[per].iloc[0]))
     best = pd.DataFrame(rows, columns=BEST_COLUMNS)
+    best.attrs["metric"] = spec["metric"]
     first = best.iloc[0]
     sentence = (f"best configuration: {first['setting']}: {spec['metric']} {first['mean']:.4f} ± {first['std']:.4f} (std over "
                 f"{first['n']} seeds), 95% CI [{first['ci_low']:.4f}, {first['ci_high']:.4f}], epoch {first['epoch']}")
