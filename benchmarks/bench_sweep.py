@@ -19,7 +19,7 @@ import time
 import torch
 
 from rnnbench import results
-from rnnbench.sweep.grid import run_grid
+from rnnbench.sweep.grid import run_grid, trial_namer
 from rnnbench.sweep.runtime import start_ray
 from rnnbench.sweep.trainables import train_classifier
 from rnnbench.train.classifier import ClassifierConfig, ClassifierRun, load_data
@@ -47,7 +47,7 @@ def main() -> None:
     storage = tempfile.mkdtemp()
     space = {**dataclasses.asdict(config), "seed": {"grid_search": list(range(args.trials))}}
     start = time.perf_counter()
-    run_grid(train_classifier, space, name="bench", storage=storage, name_keys=("model", "seed"),
+    run_grid(train_classifier, space, name="bench", storage=storage, namer=trial_namer(("model", "seed")),
              metric="val_acc", epochs=config.epochs, data=data)
     wall = time.perf_counter() - start
 

@@ -22,7 +22,7 @@ class Task:
     config_cls: type
     trainable: Callable
     axes: dict[str, tuple[str, type]]
-    name_keys: tuple[str, ...]
+    namer: Callable[[Any], str]
     metric: str
     load_data: Callable[[Any, dict[str, list]], Any]
     summarize: Callable[[str], None]
@@ -30,12 +30,9 @@ class Task:
 
 
 def trial_namer(keys: Sequence[str]) -> Callable[[Any], str]:
-    """Readable, stable trial names such as `lstm_lr0.3_seed4`. A confirmation trial, named by
-    `restore_from`, takes the name of the first-stage trial it continues."""
+    """Readable, stable trial names such as `lstm_lr0.3_seed4`."""
 
     def name(trial: Any) -> str:
-        if keys == ("restore_from",):
-            return trial.config["restore_from"].rstrip("/").split("/")[-2]
         parts = []
         for key in keys:
             value = trial.config[key]
@@ -92,7 +89,7 @@ def run_grid(
     *,
     name: str,
     storage: str,
-    name_keys: Sequence[str],
+    namer: Callable[[Any], str],
     metric: str,
     epochs: int,
     cpus_per_trial: float = 1,
@@ -111,7 +108,6 @@ def run_grid(
     if resume:
         tuner = tune.Tuner.restore(path, wrapped, resume_unfinished=True, resume_errored=True)
     else:
-        namer = trial_namer(name_keys)
         tuner = tune.Tuner(
             wrapped,
             param_space=param_space,

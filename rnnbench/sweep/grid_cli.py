@@ -83,7 +83,7 @@ def main(task: Task, grid: dict[str, tuple], presets: dict[str, dict[str, Any]],
             write_spec(path, {"task": task.name, "base": dataclasses.asdict(base), "axes": axes})
         param_space = {**dataclasses.asdict(base), **{field: {"grid_search": axes[flag]} for flag, (field, _) in task.axes.items()}}
         run_grid(
-            task.trainable, param_space, name=name, storage=storage, name_keys=task.name_keys, metric=task.metric,
+            task.trainable, param_space, name=name, storage=storage, namer=task.namer, metric=task.metric,
             epochs=base.epochs, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
             max_concurrent=args.max_concurrent, resume=args.resume, data=data,
         )

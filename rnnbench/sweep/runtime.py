@@ -107,17 +107,22 @@ def experiment_exists(path: str) -> bool:
     return tune.Tuner.can_restore(path)
 
 
+def filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    """The pyarrow filesystem behind a local path or a storage URI, and the path inside it."""
+    return pyarrow.fs.FileSystem.from_uri(path) if "://" in path else (pyarrow.fs.LocalFileSystem(), path)
+
+
 def write_spec(path: str, spec: dict[str, Any]) -> None:
-    filesystem, folder = pyarrow.fs.FileSystem.from_uri(path) if "://" in path else (pyarrow.fs.LocalFileSystem(), path)
-    filesystem.create_dir(folder, recursive=True)
-    with filesystem.open_output_stream(f"{folder}/{SPEC_FILE}") as out:
+    fs, folder = filesystem(path)
+    fs.create_dir(folder, recursive=True)
+    with fs.open_output_stream(f"{folder}/{SPEC_FILE}") as out:
         out.write(json.dumps(spec, indent=1).encode())
 
 
 def read_spec(path: str) -> dict[str, Any]:
-    filesystem, folder = pyarrow.fs.FileSystem.from_uri(path) if "://" in path else (pyarrow.fs.LocalFileSystem(), path)
+    fs, folder = filesystem(path)
     try:
-        with filesystem.open_input_stream(f"{folder}/{SPEC_FILE}") as stream:
+        with fs.open_input_stream(f"{folder}/{SPEC_FILE}") as stream:
             return json.loads(stream.read())
     except (FileNotFoundError, OSError):
         raise SweepError(f"{path} was not made by an rnnbench sweep (no {SPEC_FILE}); resume it with Ray Tune directly") from None

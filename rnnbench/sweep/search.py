@@ -20,7 +20,7 @@ from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 
 from rnnbench import metrics as M
 from rnnbench.sweep.seed_study import SearchSpace, SeedStudy
-from rnnbench.sweep.grid import run_grid
+from rnnbench.sweep.grid import run_grid, trial_namer
 
 OPTUNA_TRIAL = "optuna_trial"  # config key (and results column): the Optuna trial a seed belongs to
 SEED = "seed"
@@ -126,7 +126,7 @@ def run_search(
     if max_concurrent:
         searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
     return run_grid(
-        trainable, base, name=name, storage=storage, name_keys=NAME_KEYS, metric=metric,
+        trainable, base, name=name, storage=storage, namer=trial_namer(NAME_KEYS), metric=metric,
         epochs=epochs, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, resume=resume, data=data,
         search_alg=ResumableSearch(searcher), scheduler=SeedScheduler(seeds, metric),
         num_samples=-1,

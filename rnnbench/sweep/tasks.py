@@ -17,8 +17,8 @@ from rnnbench import results
 from rnnbench.data.imdb import ImdbData
 from rnnbench.results.cli import report
 from rnnbench.results.columns import default_metric, default_per
-from rnnbench.sweep.grid import Task, run_grid
-from rnnbench.sweep.runtime import SweepError, experiment_exists, read_spec, start_ray, write_spec
+from rnnbench.sweep.grid import Task, run_grid, trial_namer
+from rnnbench.sweep.runtime import SweepError, experiment_exists, filesystem, read_spec, start_ray, write_spec
 from rnnbench.sweep.trainables import STATE_FILE, train_classifier, train_grammar
 from rnnbench.train.autoregressor import GrammarConfig
 from rnnbench.train.classifier import ClassifierConfig, load_data
@@ -69,8 +69,9 @@ def confirm_imdb(path: str, args: Any) -> None:
                for row in trials.itertuples()}
     base = ClassifierConfig(**spec["base"])
     confirm_base = dataclasses.replace(base, final=True, epochs=base.epochs + CONFIRM_EPOCHS)
-    first_state = load_checkpoint(_local_file(next(iter(restore)) + "/" + STATE_FILE))
-    data = load_data(confirm_base, vocab=tuple(first_state["vocab"]))
+    with tune.Checkpoint(next(iter(restore))).as_directory() as folder:  # fetched if on remote storage
+        vocab = tuple(load_checkpoint(os.path.join(folder, STATE_FILE))["vocab"])
+    data = load_data(confirm_base, vocab=vocab)
     param_space = {
         **dataclasses.asdict(confirm_base),
         "parent_experiment": path,
@@ -88,7 +89,7 @@ def confirm_imdb(path: str, args: Any) -> None:
         write_spec(confirm_path, {"task": "imdb", "base": dataclasses.asdict(confirm_base), "axes": {}, "parent": path})
     print(f"confirming {len(restore)} trials ({', '.join(f'{r.model} lr {r.lr:g}' for r in table.itertuples())}) in {confirm_path}")
     run_grid(
-        train_classifier, param_space, name=name, storage=storage, name_keys=("restore_from",), metric=M.TEST_ACC,
+        train_classifier, param_space, name=name, storage=storage, namer=_parent_trial_name, metric=M.TEST_ACC,
         epochs=CONFIRM_EPOCHS, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=args.gpus_per_trial,
         max_concurrent=args.max_concurrent, resume=resume, data=data,
     )
@@ -100,15 +101,17 @@ def _lookup(restore: dict[str, dict[str, Any]], key: str) -> Any:
     return lambda config: restore[config["restore_from"]][key]
 
 
-def _filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
-    return pyarrow.fs.FileSystem.from_uri(path) if "://" in path else (pyarrow.fs.LocalFileSystem(), path)
+def _parent_trial_name(trial: Any) -> str:
+    """A confirmation trial is named after the first-stage trial it continues. (Its model, lr and
+    seed are still placeholders when Tune names it, so they cannot be read here.)"""
+    return trial.config["restore_from"].rstrip("/").split("/")[-2]
 
 
 def _last_checkpoint(path: str, trial: str) -> str:
     """The newest checkpoint folder of a trial (only the last is kept), as a path or URI."""
-    filesystem, folder = _filesystem(f"{path}/{trial}")
+    fs, folder = filesystem(f"{path}/{trial}")
     found = sorted(
-        info.base_name for info in filesystem.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
+        info.base_name for info in fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
         if info.base_name.startswith("checkpoint_")
     )
     if not found:
@@ -116,23 +119,12 @@ def _last_checkpoint(path: str, trial: str) -> str:
     return f"{path}/{trial}/{found[-1]}"
 
 
-def _local_file(path: str) -> str:
-    """A local copy of a file that may live on remote storage."""
-    if "://" not in path:
-        return path
-    filesystem, inner = _filesystem(path)
-    local = os.path.join(os.environ.get("TMPDIR", "/tmp"), "rnnbench-" + os.path.basename(os.path.dirname(inner)) + ".pt")
-    with filesystem.open_input_stream(inner) as stream, open(local, "wb") as out:
-        out.write(stream.read())
-    return local
-
-
 IMDB = Task(
     name="imdb",
     config_cls=ClassifierConfig,
     trainable=train_classifier,
     axes={"models": ("model", str), "lrs": ("lr", float), "seeds": ("seed", int)},
-    name_keys=("model", "lr", "seed"),
+    namer=trial_namer(("model", "lr", "seed")),
     metric=M.VAL_ACC,
     load_data=load_imdb_data,
     summarize=summarize,
@@ -148,7 +140,7 @@ GRAMMAR = Task(
     config_cls=GrammarConfig,
     trainable=train_grammar,
     axes={"datasets": ("dataset", str), "lrs": ("lr", float), "seeds": ("seed", int)},
-    name_keys=("dataset", "lr", "seed"),
+    namer=trial_namer(("dataset", "lr", "seed")),
     metric=M.synth_acc(0.0),
     load_data=lambda base, axes: None,
     summarize=lambda path: summarize(path, (M.synth_acc(0.25), M.synth_acc(1.0))),

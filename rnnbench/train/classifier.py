@@ -118,7 +118,7 @@ class ClassifierRun(TrainingRun):
         train_s = time.perf_counter() - start
         self.epoch += 1
         self.diverged = not math.isfinite(train_loss_sum)
-        eval_loss, eval_acc = self.evaluate(self.data.eval)
+        eval_loss, eval_acc = self.evaluate()
         name = self.data.eval_name
         return {
             M.EPOCH: self.epoch,
@@ -133,15 +133,13 @@ class ClassifierRun(TrainingRun):
         }
 
     @torch.no_grad()
-    def evaluate(self, split: Sequences) -> tuple[float, float]:
-        """Mean cross-entropy per review and accuracy on `split`."""
+    def evaluate(self) -> tuple[float, float]:
+        """Mean cross-entropy per review and accuracy on the held-out split (validation or test)."""
         self.model.eval()
-        batches = self._eval_batches if split is self.data.eval else bucket_batches(
-            split.lengths, len(split), np.random.default_rng(0), EVAL_BATCH_TOKENS
-        )
+        split = self.data.eval
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
-        for index in batches:
+        for index in self._eval_batches:
             tokens, lengths, labels = self._batch(split, index)
             logits = self.model(tokens, lengths)
             loss_sum += F.cross_entropy(logits, labels, reduction="sum")
