@@ -25,15 +25,11 @@ from rnnbench.results.cli import main
 EPOCHS = 3
 
 
-def _sweep(storage: Path, snapshot: Path) -> None:
+def _sweep(storage: Path) -> None:
     from ray import tune
 
     def trainable(config: dict) -> None:
         for epoch in range(1, EPOCHS + 1):
-            if (config["model"], config["lr"], config["seed"], epoch) == ("elman", 0.3, 0, 3):
-                time.sleep(1)  # let the driver write the results of the trials before this one
-                shutil.copytree(storage / "exp", snapshot, dirs_exist_ok=True,
-                                ignore_dangling_symlinks=True)
             if (config["model"], config["lr"], config["seed"], epoch) == ("lstm", 0.3, 1, 2):
                 raise RuntimeError("boom")
             diverge = (config["model"], config["lr"], config["seed"], epoch) == ("elman", 0.3, 1, 2)
@@ -75,7 +71,7 @@ def tune_storage(tmp_path_factory) -> Path:
     if started:
         ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        _sweep(storage, storage / "snapshot")
+        _sweep(storage)
     finally:
         if started:
             ray.shutdown()
@@ -129,11 +125,35 @@ def test_confirmation_stage_loads_with_test_metrics(tune_storage):
     assert row["metric"] == "test_acc" and row["n"] == 2 and row["final_mean"] == pytest.approx(0.805)
 
 
-def test_copy_taken_mid_run_is_reported_empty_not_misread(tune_storage):
-    """Seen with Ray 2.60: storage copied mid-run holds checkpoints and an all-PENDING state,
-    but no result.json yet (the driver syncs them later), so there is nothing to read."""
+def _mid_run_copy(exp: Path, copy: Path) -> Path:
+    """What Ray 2.60 storage holds early in a run (seen when copying it mid-run): trial folders
+    with params.json and checkpoints, an experiment state listing every trial as PENDING with no
+    last result, and no result.json / progress.csv yet (the driver syncs them later).
+
+    Made from the finished experiment rather than copied while Ray runs, so the test does not
+    depend on when Ray happens to write which file (that race failed under load)."""
+    shutil.copytree(exp, copy)
+    for name in ("result.json", "progress.csv", "error.txt", "error.pkl"):
+        for path in copy.glob(f"*/{name}"):
+            path.unlink()
+    for state_path in copy.glob("experiment_state-*.json"):
+        state = json.loads(state_path.read_text())
+        pending = []
+        for trial_json, runtime_json in state["trial_data"]:
+            trial, runtime = json.loads(trial_json), json.loads(runtime_json)
+            trial["status"] = "PENDING"
+            runtime["last_result"] = {}
+            pending.append([json.dumps(trial), json.dumps(runtime)])
+        state["trial_data"] = pending
+        state_path.write_text(json.dumps(state))
+    return copy
+
+
+def test_copy_taken_mid_run_is_reported_empty_not_misread(tune_storage, tmp_path):
+    copy = _mid_run_copy(tune_storage / "exp", tmp_path / "exp")
+    assert len(list(copy.glob("*/params.json"))) == 8  # the trials are there, only unreported
     with pytest.raises(ResultsError, match="is empty: 8 trial.*syncs result.json"):
-        load(tune_storage / "snapshot")
+        load(copy)
 
 
 def test_state_last_result_stands_in_for_a_missing_result_json(tune_storage, tmp_path):
