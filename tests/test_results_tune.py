@@ -4,6 +4,7 @@ epochs, one errored, one diverged), its confirmation stage, a copy taken mid-run
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 import matplotlib.image
+import pandas as pd
 import pytest
 
 from rnnbench.results import (STATUSES, ResultsError, ResultsWarning, aggregate, best, compare,
@@ -271,3 +273,126 @@ def test_load_through_an_fsspec_filesystem_matches_the_local_read(tune_storage, 
     assert remote.set_index(["trial", "epoch"])["val_acc"].sort_index().equals(local)
     assert (remote.drop_duplicates("trial").set_index("trial")["status"].sort_index()
             == df.drop_duplicates("trial").set_index("trial")["status"].sort_index()).all()
+
+
+# --- grouped trials: one Ray trial training several grid members together -----------------------
+
+
+def _flat(row: dict, prefix: str = "") -> dict:
+    """A result line flattened as Ray's CSV logger writes it: nested keys joined with "/"."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}/"))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _grouped_copy(exp: Path, out: Path, csv_only: tuple[str, ...] = ()) -> Path:
+    """The fixture's experiment rewritten as grouped trials, in the on-disk format of a grouped
+    trainable: each errored trial alone in its group (an error stops the whole group), the
+    others grouped by model. A group's params.json holds the common config plus `members`
+    (name and the fields where each differs); each result line holds Ray's keys, group-level
+    seed means (to be ignored), and `members` with each still-running member's metrics. Groups
+    named in `csv_only` keep only a progress.csv, flattened as Ray flattens it."""
+    state_path = next(exp.glob("experiment_state-*.json"))
+    state = json.loads(state_path.read_text())
+    entries = {json.loads(t)["relative_logdir"]: (json.loads(t), json.loads(r)) for t, r in state["trial_data"]}
+    groups: dict[str, list[str]] = {}
+    for name, (entry, _) in sorted(entries.items()):
+        alone = entry["status"] == "ERROR"
+        groups.setdefault(f"group_{name}" if alone else f"group_{entry['config']['model']}", []).append(name)
+    out.mkdir()
+    trial_data = []
+    for index, (group, names) in enumerate(groups.items()):
+        configs = {n: json.loads((exp / n / "params.json").read_text()) for n in names}
+        lines = {n: [json.loads(ln) for ln in (exp / n / "result.json").read_text().splitlines()] for n in names}
+        first = configs[names[0]]
+        common = {k: v for k, v in first.items() if all(c.get(k) == v for c in configs.values())}
+        config = {**common, "members": [{"name": n, **{k: v for k, v in configs[n].items() if k not in common}}
+                                        for n in names]}
+        group_id = f"g{index:04d}"
+        rows = []
+        for epoch in range(1, max(len(v) for v in lines.values()) + 1):
+            present = {n: v[epoch - 1] for n, v in lines.items() if len(v) >= epoch}
+            ray_keys = {k: v for k, v in next(iter(present.values())).items() if k in RAY_KEYS}
+            members = {n: {k: v for k, v in line.items() if k not in RAY_KEYS and k != "config"}
+                       for n, line in present.items()}
+            accs = [m["val_acc"] for m in members.values()]
+            rows.append({"epoch": epoch, "val_acc": sum(accs) / len(accs), "members": members, **ray_keys,
+                         "trial_id": group_id, "config": config})
+        folder = out / group
+        folder.mkdir()
+        (folder / "params.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+        if group in csv_only:
+            flat = [_flat({k: v for k, v in row.items() if k != "config"}) for row in rows]
+            with open(folder / "progress.csv", "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(flat[0]))  # Ray: the first line's keys
+                writer.writeheader()
+                writer.writerows(flat)
+        else:
+            (folder / "result.json").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        for name in names:
+            if (exp / name / "error.txt").exists():
+                shutil.copy(exp / name / "error.txt", folder / "error.txt")
+        entry, runtime = entries[names[0]]
+        statuses = {entries[n][0]["status"] for n in names}
+        entry = {**entry, "trial_id": group_id, "relative_logdir": group, "config": config,
+                 "status": "ERROR" if "ERROR" in statuses else "TERMINATED"}
+        trial_data.append([json.dumps(entry), json.dumps({**runtime, "last_result": rows[-1]})])
+    (out / state_path.name).write_text(json.dumps({**state, "trial_data": trial_data}))
+    return out
+
+
+RAY_KEYS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration", "trial_id",
+            "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
+            "iterations_since_restore", "experiment_tag"}
+
+
+def _same_up_to_groups(grouped, df) -> None:
+    """Equal frames, except the columns that name the Ray trial and its bookkeeping."""
+    from rnnbench.results.columns import RAY_COLUMNS
+
+    drop = ["group", "trial_id", *[c for c in RAY_COLUMNS if c in df.columns]]
+    a = grouped.drop(columns=[c for c in drop if c in grouped]).sort_values(["trial", "epoch"]).reset_index(drop=True)
+    b = df.drop(columns=drop).sort_values(["trial", "epoch"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+    assert grouped.attrs["config_columns"] == df.attrs["config_columns"]
+    assert grouped.attrs["metric_columns"] == df.attrs["metric_columns"]
+
+
+@pytest.fixture(scope="session")
+def grouped_exp(tune_storage, tmp_path_factory) -> Path:
+    return _grouped_copy(tune_storage / "exp", tmp_path_factory.mktemp("grouped") / "exp")
+
+
+def test_grouped_trials_load_as_one_trial_per_member(grouped_exp, df):
+    grouped = load(grouped_exp)
+    _same_up_to_groups(grouped, df)
+    heads = grouped.drop_duplicates("trial").set_index("trial")
+    assert heads.loc["elman_lr0.3_seed1", "group"] == "group_elman"
+    assert heads.loc["elman_lr0.3_seed1", "trial_id"] == "g0000/elman_lr0.3_seed1"
+    assert heads.loc["lstm_lr0.3_seed1", "group"] == "group_lstm_lr0.3_seed1"
+    assert heads["group"].nunique() == 3 and "members" not in grouped.columns
+    ungrouped = df.drop_duplicates("trial")
+    assert (ungrouped["group"] == ungrouped["trial"]).all()
+
+
+def test_grouped_trials_read_from_progress_csv_alone(tune_storage, df, tmp_path):
+    copy = _grouped_copy(tune_storage / "exp", tmp_path / "exp", csv_only=("group_elman", "group_lstm"))
+    assert not (copy / "group_elman" / "result.json").exists()
+    assert "members/elman_lr0.3_seed1/val_acc" in (copy / "group_elman" / "progress.csv").read_text()
+    _same_up_to_groups(load(copy), df)
+
+
+def test_everything_downstream_reads_grouped_trials_as_ungrouped(grouped_exp, df, tmp_path):
+    grouped = load(grouped_exp)
+    pd.testing.assert_frame_equal(best(grouped), best(df))
+    pd.testing.assert_frame_equal(summary_table(grouped), summary_table(df))
+    pd.testing.assert_frame_equal(aggregate(grouped, by=("model", "lr", "epoch")), aggregate(df, by=("model", "lr", "epoch")))
+    assert compare(grouped, "lstm", "elman").sentence() == compare(df, "lstm", "elman").sentence()
+    runs = export_tensorboard(grouped, tmp_path / "tb-grouped")
+    assert [r.name for r in runs] == [r.name for r in export_tensorboard(df, tmp_path / "tb")]
+    plots = learning_curves(grouped, tmp_path / "grouped") + lr_grid(grouped, tmp_path / "grouped")
+    assert [p.name for p in plots] == [p.name for p in learning_curves(df, tmp_path) + lr_grid(df, tmp_path)]

@@ -13,7 +13,9 @@ import pandas as pd
 from rnnbench import metrics as m
 from rnnbench.results.errors import ResultsError
 
-ID_COLUMNS = ("experiment", "trial", "trial_id", "status", "error")
+# `trial` is one trained model; `group` the Ray trial folder that trained it (the same folder
+# for the members of a grouped trial, else the trial itself).
+ID_COLUMNS = ("experiment", "trial", "group", "trial_id", "status", "error")
 
 # Keys Ray Tune adds to every result.json line next to the reported metrics.
 RAY_COLUMNS = (

@@ -9,8 +9,10 @@ passed in (e.g. an fsspec one wrapped in `pyarrow.fs.PyFileSystem(FSSpecHandler(
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
+import math
 import os
 import posixpath
 import warnings
@@ -31,6 +33,7 @@ from rnnbench.results.errors import ResultsError, ResultsWarning
 _RAY_STATUS = {"TERMINATED": "finished", "ERROR": "errored", "RUNNING": "running",
                "PENDING": "pending", "PAUSED": "paused"}
 _CONFIG_FIRST = ("model", "dataset", "lr", "seed")  # params.json sorts keys; these read best first
+MEMBERS = "members"  # config and result key of a grouped trial (see _members)
 STATUSES = ("finished", "running", "pending", "paused", "errored", "diverged", "unknown")
 
 # Metrics in the order tables and plots should show them; other reported keys follow, sorted.
@@ -49,6 +52,12 @@ class _Trial:
     error: str | None = None
     has_error_file: bool = False
     found: bool = False  # a params.json, result.json or progress.csv exists
+    member: str | None = None  # the grid member, when this is one member of a grouped Ray trial
+
+    @property
+    def name(self) -> str:
+        """What the `trial` column says: the member's name, else the trial folder."""
+        return self.member or self.dirname
 
 
 def open_experiment(path: str | os.PathLike, filesystem: pafs.FileSystem | None = None
@@ -69,9 +78,13 @@ def load(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
          threads: int = 8) -> pd.DataFrame:
     """All reported epochs of all trials of one experiment, as one DataFrame.
 
-    Columns: `experiment`, `trial` (the trial folder), `trial_id`, `status` (one of STATUSES),
-    `error` (last line of error.txt), every config value (nested dicts as `outer/inner`),
-    `epoch`, every reported metric, then Ray's bookkeeping keys. A trial with no reported epoch
+    Columns: `experiment`, `trial` (the trial folder), `group` (the Ray trial folder that trained
+    it), `trial_id`, `status` (one of STATUSES), `error` (last line of error.txt), every config
+    value (nested dicts as `outer/inner`), `epoch`, every reported metric, then Ray's bookkeeping
+    keys. A grouped Ray trial (several grid members trained together, see `_members`) becomes one
+    trial per member: `trial` = the member's name, `group` = the Ray trial folder, `trial_id` =
+    `<ray trial id>/<member>`, status "diverged" for a member that diverged, else the group's;
+    everything downstream then treats members exactly like ungrouped trials. A trial with no reported epoch
     yet keeps one row with epoch <NA>, so it is still counted. If an epoch was reported twice
     (a trial resumed from an older checkpoint), the later report wins.
     `df.attrs` records which columns are config and which are metrics.
@@ -95,7 +108,8 @@ def load(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
         raise ResultsError(f"experiment {path} is empty: {len(trials)} trial(s), none has reported "
                            "an epoch yet (a running sweep's driver syncs result.json to storage "
                            "only every few minutes)")
-    return _to_frame(trials, experiment=posixpath.basename(root.rstrip("/")))
+    members = sorted((member for t in trials for member in _members(t)), key=lambda t: t.name)
+    return _to_frame(members, experiment=posixpath.basename(root.rstrip("/")))
 
 
 def _discover(fs: pafs.FileSystem, root: str, listing: list[pafs.FileInfo]) -> list[_Trial]:
@@ -212,10 +226,52 @@ def parse_json_lines(data: bytes, where: str) -> list[dict[str, Any]]:
 
 
 def _parse_progress(data: bytes) -> list[dict[str, Any]]:
-    """Rows of a progress.csv, for trials whose result.json is missing (JSON logger disabled)."""
+    """Rows of a progress.csv, for trials whose result.json is missing (JSON logger disabled).
+
+    Ray flattens a grouped trial's nested `members` as `members/<name>/<metric>` columns; they
+    are nested back, leaving out a member whose values on a line are all empty (it had stopped)."""
     frame = pd.read_csv(io.BytesIO(data))
     frame = frame.drop(columns=[c for c in frame.columns if c.startswith("config/")])
-    return frame.to_dict("records")
+    rows = frame.to_dict("records")
+    prefix = MEMBERS + "/"
+    flat = [c for c in frame.columns if c.startswith(prefix)]
+    if not flat:
+        return rows
+    for row in rows:
+        members: dict[str, dict[str, Any]] = {}
+        for column in flat:
+            value = row.pop(column)
+            name, _, metric = column[len(prefix):].rpartition("/")
+            if not (isinstance(value, float) and math.isnan(value)):
+                members.setdefault(name, {})[metric] = value
+        row[MEMBERS] = members
+    return rows
+
+
+def _members(trial: _Trial) -> list[_Trial]:
+    """A grouped Ray trial (one trial training several grid members together) as one trial per
+    member; any other trial as itself.
+
+    A grouped trial's config holds the common fields plus `members`: [{"name": ..., <the fields
+    where this member differs>}, ...]; each result line holds `members`: {name: that member's
+    metrics}. A member's rows are its own metrics plus the group line's Ray bookkeeping; the
+    group-level metrics (seed means and the like) are left out, since every number in the frame
+    must belong to one trained model. A member missing from a line had stopped (diverged)."""
+    members = trial.config.get(MEMBERS)
+    if not isinstance(members, list):
+        return [trial]
+    common = _flatten({k: v for k, v in trial.config.items() if k != MEMBERS})
+    out = []
+    for member in members:
+        name = str(member["name"])
+        rows = []
+        for row in trial.rows:
+            own = row.get(MEMBERS)
+            if isinstance(own, dict) and isinstance(own.get(name), dict):
+                rows.append({**{k: row[k] for k in (*RAY_COLUMNS, "trial_id") if k in row}, **own[name]})
+        config = {**common, **_flatten({k: v for k, v in member.items() if k != "name"})}
+        out.append(dataclasses.replace(trial, member=name, config=config, rows=rows))
+    return out
 
 
 def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -284,11 +340,12 @@ def _to_frame(trials: list[_Trial], experiment: str) -> pd.DataFrame:
     clash = set(reported) | set(ID_COLUMNS)
     configs = [{(f"config/{k}" if k in clash else k): v for k, v in c.items()} for c in configs]
     ids = frame.groupby("_t")["trial_id"].first() if "trial_id" in frame else pd.Series(dtype=object)
+    ray_ids = [(t.state or {}).get("trial_id") or ids.get(i) or t.dirname for i, t in enumerate(trials)]
     head = pd.DataFrame({
         "experiment": experiment,
-        "trial": [t.dirname for t in trials],
-        "trial_id": [(t.state or {}).get("trial_id") or ids.get(i) or t.dirname
-                     for i, t in enumerate(trials)],
+        "trial": [t.name for t in trials],
+        "group": [t.dirname for t in trials],
+        "trial_id": [f"{rid}/{t.member}" if t.member else rid for rid, t in zip(ray_ids, trials)],
         "status": [_trial_status(t, bool(diverged[i]), max_epoch[i], bool(done[i]))
                    for i, t in enumerate(trials)],
         "error": [t.error for t in trials],
