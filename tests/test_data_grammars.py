@@ -24,7 +24,9 @@ def test_ndfa_statistics():
     repeats = np.array([(len(w) - 2) // 4 for w in words])
     assert repeats.mean() == pytest.approx(3, abs=0.15)  # geometric: (1 - 1/4) / (1/4)
     firsts = [w[1:5] for w in words if w != "ss"]
-    assert {f: firsts.count(f) / len(firsts) for f in NDFA_WORDS} == pytest.approx(dict.fromkeys(NDFA_WORDS, 1 / 3), abs=0.03)
+    assert {f: firsts.count(f) / len(firsts) for f in NDFA_WORDS} == pytest.approx(
+        dict.fromkeys(NDFA_WORDS, 1 / 3), abs=0.03
+    )
 
 
 def test_dyck2_statistics():
@@ -46,8 +48,8 @@ def _swapped(word: str, rng: np.random.Generator) -> str | None:
     """Two different characters of `word` swapped, or None when it has none (`ss`).
 
     A Dyck word can survive a swap (`(()())` -> `((()))`), so for brackets and dyck2 the first
-    opener goes behind a closer, which always closes a bracket that is not open. In ndfa any swap of two different characters
-    breaks the pattern: the same letters can only spell the same word."""
+    opener goes behind a closer, which always closes a bracket that is not open. In ndfa any swap
+    of two different characters breaks the pattern: the same letters can only spell the same word."""
     if word[0] in "([":
         i, j = 0, int(rng.choice([k for k, c in enumerate(word) if c in ")]"]))
     elif len(set(word)) == 1:

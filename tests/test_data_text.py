@@ -30,7 +30,11 @@ def read_topics(path: Path) -> Iterator[Example]:
 
 
 TOPICS = TextDataset(
-    name="topics", class_names=("sport", "music", "food"), read=read_topics, layout="a CSV file with columns split,label,text"
+    name="topics",
+    class_names=("sport", "music", "food"),
+    read=read_topics,
+    source_kind="a CSV file",
+    layout="columns split,label,text",
 )
 
 
@@ -84,7 +88,8 @@ def test_three_classes_load_with_stratified_validation(topics):
 def test_final_split_and_training_only_vocabulary(topics):
     data = load_text(TOPICS, topics, final=True)
     assert (len(data.train), len(data.eval), data.eval_name) == (150, 30, "test")
-    assert data.vocab[:4] == SPECIALS and set(data.vocab[4:]) == set(FILLER) | {w for ws in LEXICON.values() for w in ws}
+    assert data.vocab[:4] == SPECIALS
+    assert set(data.vocab[4:]) == set(FILLER).union(*LEXICON.values())
     assert TEST_ONLY_WORD not in data.vocab and (data.eval.tokens == UNK).sum() == 3
     reencoded = load_text(TOPICS, topics, vocab=data.vocab[:8], subset=30)
     assert (len(reencoded.train), len(reencoded.eval), reencoded.vocab) == (30, 7, data.vocab[:8])
@@ -103,7 +108,8 @@ def test_found_through_its_environment_variable(topics, monkeypatch, tmp_path):
     assert check_source(TOPICS) == topics
     assert len(load_text(TOPICS).train) == 120
     monkeypatch.setenv("RNNBENCH_TOPICS", str(tmp_path / "gone.csv"))
-    with pytest.raises(DataError, match=r"^RNNBENCH_TOPICS=\S*gone\.csv does not exist; .*a CSV file"):
+    fix = "give the path of a CSV file holding columns split,label,text"
+    with pytest.raises(DataError, match=rf"^RNNBENCH_TOPICS=\S*gone\.csv does not exist; {fix}$"):
         load_text(TOPICS)
 
 
@@ -119,7 +125,10 @@ def test_without_path_variable_or_url_it_says_how_to_give_one(tmp_path):
     [
         ([("train", "politics", "a b"), ("test", "sport", "goal")], "split 'train', class 'politics'; topics knows"),
         ([("dev", "sport", "goal")], "split 'dev'"),
-        ([(split, label, "x") for split in ("train", "test") for label in ("sport", "music")], "has no test/food, train/food"),
+        (
+            [(split, label, "x") for split in ("train", "test") for label in ("sport", "music")],
+            "has no test/food, train/food",
+        ),
         ([], "holds no topics examples"),
     ],
 )

@@ -1,8 +1,11 @@
 """The text-classification datasets by name, one entry each.
 
-A new dataset is one module defining its `TextDataset` (a `read` function for its layout, its class
-names, and its url and checksum if it can be downloaded; rnnbench/data/imdb.py is the example) and
-one entry in TEXT_DATASETS below; loading, caching, splits, vocabulary and errors are generic.
+A new dataset is one module defining its `TextDataset`: its name, class names (the label mapping),
+a `read(path)` function yielding an `Example` per labelled text of its layout, the words that
+describe a source in errors (`source_kind`, `layout`), and its url and checksum if it can be
+downloaded; rnnbench/data/imdb.py is the example. Add it to TEXT_DATASETS below, and it is found
+by `get_text_dataset(name)`, read from `$RNNBENCH_<NAME>`, checked by `check_source` and loaded by
+`load_text`, with the caching, splits, vocabulary and errors that every dataset shares.
 """
 
 from __future__ import annotations

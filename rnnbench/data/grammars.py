@@ -184,5 +184,8 @@ class GrammarData:
         vocab = Vocab(grammar.alphabet)
         train_rng, held_out_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
         return cls(
-            name, vocab, vocab.encode(grammar.generate(n, train_rng)), vocab.encode(grammar.generate(n_held_out, held_out_rng))
+            name,
+            vocab,
+            vocab.encode(grammar.generate(n, train_rng)),
+            vocab.encode(grammar.generate(n_held_out, held_out_rng)),
         )

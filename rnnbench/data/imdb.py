@@ -33,7 +33,8 @@ IMDB = TextDataset(
     name="imdb",
     class_names=("neg", "pos"),
     read=read_reviews,
-    layout="aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt (an aclImdb folder or a .tar.gz of it)",
+    source_kind="an aclImdb folder or its .tar.gz",
+    layout="aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt",
     url="http://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz",
     known_hash="md5:7c2ac02c03563afcf9b574c7e56c153a",
 )

@@ -72,12 +72,14 @@ class TextDataset:
 
     `read(path)` yields every labelled Example of a local source and may skip files that are not
     examples; it may raise any of READ_ERRORS on a broken source, which the loader turns into a
-    one-line DataError naming the path. `layout` says in a few words what a source must hold, for
-    error messages. Without a `url` the dataset cannot be downloaded, only given as a path."""
+    one-line DataError naming the path. For error messages, `source_kind` names what a source is
+    ("an aclImdb folder or its .tar.gz") and `layout` what it must hold. Without a `url` the
+    dataset cannot be downloaded, only given as a path."""
 
     name: str
     class_names: tuple[str, ...]
     read: Callable[[Path], Iterator[Example]]
+    source_kind: str
     layout: str
     url: str | None = None
     known_hash: str | None = None  # pooch style, e.g. "md5:7c2a..."
@@ -118,7 +120,7 @@ def resolve_source(dataset: TextDataset, path: str | os.PathLike | None = None) 
         return Source(downloaded, f"downloaded {dataset.name} copy {downloaded}")
     local = Path(path).expanduser()
     if not local.exists():
-        raise DataError(f"{origin} does not exist; give the path of a folder or file holding {dataset.layout}")
+        raise DataError(f"{origin} does not exist; give the path of {dataset.source_kind} holding {dataset.layout}")
     return Source(local, origin)
 
 
@@ -129,7 +131,7 @@ def download(dataset: TextDataset, folder: Path) -> Path:
     download is never trusted; our downloader keeps the partial bytes in `<file>.part` and asks the
     server for the rest with an HTTP Range request after an interruption."""
     looked = f"no {dataset.name} data: no path given, {dataset.env_var} unset, nothing in {folder}"
-    fix = f"pass --data PATH (a folder or file holding {dataset.layout}) or set {dataset.env_var} to it"
+    fix = f"pass --data PATH ({dataset.source_kind} holding {dataset.layout}) or set {dataset.env_var} to it"
     if dataset.url is None:
         raise DataError(f"{looked}, and {dataset.name} has no download; {fix}")
     try:
@@ -142,7 +144,9 @@ def download(dataset: TextDataset, folder: Path) -> Path:
     except (urllib.error.URLError, OSError) as error:
         raise DataError(f"{looked}, and downloading {dataset.url} failed ({_first_line(error)}); {fix}") from None
     except ValueError as error:  # pooch: checksum mismatch
-        raise DataError(f"download of {dataset.url} is corrupt ({_first_line(error)}); run again to re-download") from None
+        raise DataError(
+            f"download of {dataset.url} is corrupt ({_first_line(error)}); run again to re-download"
+        ) from None
 
 
 class ResumableDownload:
@@ -215,8 +219,8 @@ def _reading(dataset: TextDataset, source: Source) -> Iterator[None]:
         yield
     except READ_ERRORS as error:
         raise DataError(
-            f"{source.origin} could not be read ({_first_line(error)}); expected {dataset.layout}; "
-            "if it was downloaded it may be truncated or corrupt: fetch it again"
+            f"{source.origin} could not be read ({_first_line(error)}); expected {dataset.source_kind} holding "
+            f"{dataset.layout}; if it was downloaded it may be truncated or corrupt: fetch it again"
         ) from None
 
 
@@ -234,7 +238,10 @@ def _examples(dataset: TextDataset, source: Source) -> Iterator[Example]:
 def _missing_error(dataset: TextDataset, source: Source, missing: set[tuple[str, str]]) -> DataError:
     every = {(split, label) for split in SPLITS for label in dataset.class_names}
     if missing == every:
-        return DataError(f"{source.origin} holds no {dataset.name} examples; expected {dataset.layout}")
+        return DataError(
+            f"{source.origin} is not {dataset.source_kind}: it holds no {dataset.name} examples; "
+            f"expected {dataset.layout}"
+        )
     names = ", ".join(f"{split}/{label}" for split, label in sorted(missing))
     return DataError(f"{source.origin} has no {names} examples; expected {dataset.layout}")
 
