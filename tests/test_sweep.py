@@ -144,4 +144,45 @@ def test_grammar_grid_needs_no_data_and_reports_every_temperature(tmp_path):
     assert sorted(df["trial"]) == ["brackets_lr1_seed0", "ndfa_lr1_seed0"]
     for t in ("0", "0.25", "0.5", "0.75", "1"):
         assert df[f"synth_acc@t{t}"].between(0, 1).all() and df[f"compl_acc@t{t}"].between(0, 1).all()
-    assert "synth_acc@t0.25" in done.stdout and "synth_acc@t1" in done.stdout
+    assert "synth_acc@t1" in done.stdout  # the task's one objective (rnnbench.tasks)
+
+
+def test_grouped_members_give_the_rows_of_ungrouped_trials(tmp_path):
+    """--group seeds trains each setting's seeds in one trial; every member still gets its own
+    rows, equal to the same member trained as a trial of its own (the grammar runs are serial)."""
+    grid = ["--datasets", "dyck2", "--lrs", "1.0", "--seeds", "0", "1", "--epochs", "2", "--n", "1000",
+            "--num-samples", "10", "--storage", str(tmp_path)]
+    alone = sweep("grammar_grid.py", *grid, "--name", "alone", "--group", "none")
+    grouped = sweep("grammar_grid.py", *grid, "--name", "grouped", "--group", "seeds")
+    assert alone.returncode == 0 and grouped.returncode == 0, grouped.stderr[-3000:]
+    assert "2 members in 1 trials (seeds grouped)" in grouped.stderr
+    a, g = results.load(tmp_path / "alone"), results.load(tmp_path / "grouped")
+    assert set(g["group"]) == {"dyck2_lr1_seed0-1"} and sorted(set(g["trial"])) == ["dyck2_lr1_seed0", "dyck2_lr1_seed1"]
+    columns = ["trial", "epoch", "loss_per_token", "synth_acc@t1", "compl_acc@t0"]
+    assert a[columns].sort_values(["trial", "epoch"]).reset_index(drop=True).equals(
+        g[columns].sort_values(["trial", "epoch"]).reset_index(drop=True))
+
+
+def test_errored_trials_end_the_sweep_non_zero_with_the_resume_command(tmp_path):
+    done = sweep("grammar_grid.py", "--datasets", "brackets", "--lrs", "1.0", "--seeds", "0", "--epochs", "1",
+                 "--n", "500", "--num-samples", "5", "--device", "cuda:7", "--storage", str(tmp_path), "--name", "e")
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "1 of 1 members errored" in done.stderr and "--resume" in done.stderr.splitlines()[-1]
+
+
+def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(tmp_path):
+    args = ["--datasets", "brackets", "--lrs", "1.0", "--seeds", "0", "1", "2", "--epochs", "3", "--n", "2000",
+            "--num-samples", "10", "--max-concurrent", "1", "--storage", str(tmp_path), "--name", "c"]
+    driver = subprocess.Popen([sys.executable, str(ROOT / "sweeps" / "grammar_grid.py"), *args], cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "c").glob("*/checkpoint_*")) and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # until the first epoch is checkpointed
+    driver.send_signal(signal.SIGINT)
+    out, err = driver.communicate(timeout=240)
+    assert driver.returncode == 130, err[-3000:]
+    assert "interrupted:" in err and "--resume" in err.splitlines()[-1]
+    resumed = sweep("grammar_grid.py", "--storage", str(tmp_path), "--name", "c", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    df = results.load(tmp_path / "c")
+    assert all(sorted(epochs) == [1, 2, 3] for _, epochs in df.groupby("trial")["epoch"]) and len(df) == 9

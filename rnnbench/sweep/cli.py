@@ -91,9 +91,18 @@ def run(task: Task, args: argparse.Namespace) -> int:
     # Ray and torch are imported here, not at the top, so --help and bad flags answer at once
     from ray import tune
 
-    from rnnbench.sweep.grid import grid_members, group_members, run_grid
-    from rnnbench.sweep.runtime import (check_storage, experiment_exists, experiment_path, gpus_per_trial,
-                                        normalize_storage, start_ray, stored_run, write_spec)
+    from rnnbench.sweep.grid import run_grid
+    from rnnbench.sweep.members import grid_members, group_members
+    from rnnbench.sweep.runtime import (
+        check_storage,
+        experiment_exists,
+        experiment_path,
+        gpus_per_trial,
+        normalize_storage,
+        start_ray,
+        stored_run,
+        write_spec,
+    )
     from rnnbench.sweep.summary import summarize
     from rnnbench.sweep.trainable import TASK, train_group
 

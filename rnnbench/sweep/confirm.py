@@ -12,9 +12,10 @@ from ray import tune
 
 from rnnbench import metrics as M
 from rnnbench import results
-from rnnbench.sweep.grid import MEMBERS, NAME, group_members, run_grid
+from rnnbench.sweep.grid import run_grid
+from rnnbench.sweep.members import MEMBERS, NAME, group_members
 from rnnbench.sweep.runtime import SweepError, experiment_exists, filesystem, read_spec, write_spec
-from rnnbench.sweep.trainable import RESTORE_FROM, TASK, config_of, train_group
+from rnnbench.sweep.trainable import PARENT, RESTORE_FROM, TASK, config_of, train_group
 from rnnbench.tasks import Task
 from rnnbench.train.common import load_checkpoint
 
@@ -54,7 +55,8 @@ def confirm(task: Task, path: str, how: str, run: dict[str, Any], resume: bool) 
         write_spec(confirm_path, {"task": task.name, "base": dataclasses.asdict(confirm_base), "axes": {},
                                   "parent": path})
     shared = {k: v for k, v in dataclasses.asdict(confirm_base).items() if k not in (task.per, "lr", "seed")}
-    param_space = {TASK: task.name, **shared, MEMBERS: tune.grid_search(group_members(task, members, spec.get("group", "none")))}
+    param_space = {TASK: task.name, **shared, PARENT: path,
+                   MEMBERS: tune.grid_search(group_members(task, members, spec["group"]))}
     print(f"confirming {len(members)} members ({', '.join(f'{getattr(r, task.per)} lr {r.lr:g}' for r in table.itertuples())})"
           f" in {confirm_path}")
     metric = M.TEST_ACC

@@ -1,77 +1,16 @@
-"""A grid experiment on Ray Tune: the grid's members, how they are grouped into trials, readable
-names, a quiet progress line, and the Tuner that runs or resumes it.
-
-A *member* is one configuration of the grid (model, lr, seed, ...) and the unit of statistics: the
-results layer gives it one row per epoch. A *trial* trains a group of members that share
-architecture and data (rnnbench.sweep.trainable); with `--group none` every trial has one member.
-"""
+"""A grid experiment on Ray Tune: a quiet progress line over the members, and the Tuner that runs
+or resumes it (the members and their grouping into trials are in rnnbench.sweep.members)."""
 
 from __future__ import annotations
 
-import itertools
 import sys
 import time
 from typing import Any, Callable
 
 from ray import tune
 
-from rnnbench.errors import ConfigError
+from rnnbench.sweep.members import MEMBERS, trial_name
 from rnnbench.sweep.runtime import experiment_path
-from rnnbench.tasks import Task
-
-MEMBERS = "members"  # config key: the list of members a trial trains
-NAME = "name"  # a member's key: its readable name, e.g. lstm_lr0.3_seed4
-# none: one member per trial; seeds: a trial per setting with all its seeds; all: a trial per model
-# (or grammar) with every lr and seed of it
-GROUPINGS = ("none", "seeds", "all")
-
-
-def member_name(member: dict[str, Any], keys: list[str]) -> str:
-    """Readable, stable names such as `lstm_lr0.3_seed4`."""
-    return "_".join(f"{member[k]}" if isinstance(member[k], str) else f"{k}{member[k]:g}" for k in keys)
-
-
-def grid_members(task: Task, axes: dict[str, list]) -> list[dict[str, Any]]:
-    """Every combination of the axes' values, in grid order, each with its name."""
-    fields = [field for field, _ in task.axes.values()]
-    members = []
-    for values in itertools.product(*(axes[flag] for flag in task.axes)):
-        member = dict(zip(fields, values))
-        members.append({NAME: member_name(member, fields), **member})
-    return members
-
-
-def group_members(task: Task, members: list[dict[str, Any]], grouping: str) -> list[list[dict[str, Any]]]:
-    """Partition the members into trials: none, seeds (what differs only by seed) or all (what
-    shares the compared column, i.e. one model or one grammar with all its lrs and seeds)."""
-    if grouping not in GROUPINGS:
-        raise ConfigError(f"unknown --group {grouping!r}; use one of {', '.join(GROUPINGS)}")
-    fields = [field for field, _ in task.axes.values()]
-    shared = {"none": fields + [NAME], "seeds": [f for f in fields if f != "seed"], "all": [task.per]}[grouping]
-    groups: dict[tuple, list[dict[str, Any]]] = {}
-    for member in members:
-        groups.setdefault(tuple(member[k] for k in shared), []).append(member)
-    return list(groups.values())
-
-
-def group_name(members: list[dict[str, Any]]) -> str:
-    """A trial's name: its member's name, or each field's value (or range, e.g. `seed0-4`)."""
-    if len(members) == 1:
-        return members[0][NAME]
-    parts = []
-    for key in members[0]:
-        if key in (NAME, "restore_from"):
-            continue
-        values = sorted({m[key] for m in members})
-        if len(values) == 1:
-            parts.append(member_name(members[0], [key]))
-        else:
-            parts.append(f"{key}{values[0]:g}-{values[-1]:g}")
-    return "_".join(parts)
-
-
-def trial_name(trial: Any) -> str:
-    return group_name(trial.config[MEMBERS])
 
 
 class Progress(tune.Callback):

@@ -24,6 +24,7 @@ from rnnbench.config import add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError
 from rnnbench.results.columns import higher_is_better
 from rnnbench.sweep.cli import SweepParser, add_run_args, check_resources, fail, keep_private_ray_on_loopback
+from rnnbench.sweep.members import MEMBERS, NAME
 from rnnbench.tasks import HOWS, TASKS, Task, get_task
 
 # The search's definition: stored in the spec file; on --resume a flag may only repeat it.
@@ -74,9 +75,9 @@ def definition(task: Task, args: argparse.Namespace, stored: dict[str, Any] | No
     config_cls = task.load("config")
     defaults = stored or {**DEFAULTS, "metric": task.objective.metric, "how": task.objective.how}
     spec = {k: getattr(args, k) if getattr(args, k) is not None else defaults[k] for k in DEFAULTS}
-    spec = json.loads(json.dumps(spec))  # tuples as stored: lists
     base = config_cls(**{**(stored or {}).get("base", {}), **given_config(config_cls, args)})
-    return {"kind": "search", "task": task.name, **spec, "base": dataclasses.asdict(base)}
+    spec = {"kind": "search", "task": task.name, **spec, "base": dataclasses.asdict(base)}
+    return json.loads(json.dumps(spec))  # as stored: tuples become lists
 
 
 def check(task: Task, spec: dict[str, Any]) -> None:
@@ -106,11 +107,18 @@ def run(task: Task, args: argparse.Namespace) -> int:
     """Check everything, start Ray, run or resume the search, print its report; the exit code."""
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
-    from ray.tune.search.optuna import OptunaSearch
 
-    from rnnbench.sweep.grid import MEMBERS, NAME, run_grid
-    from rnnbench.sweep.runtime import (check_storage, experiment_exists, experiment_path, gpus_per_trial,
-                                        normalize_storage, start_ray, stored_run, write_spec)
+    from rnnbench.sweep.grid import run_grid
+    from rnnbench.sweep.runtime import (
+        check_storage,
+        experiment_exists,
+        experiment_path,
+        gpus_per_trial,
+        normalize_storage,
+        start_ray,
+        stored_run,
+        write_spec,
+    )
     from rnnbench.sweep.summary import exit_code
     from rnnbench.sweep.trainable import SCORE, TASK, train_group
 
@@ -152,14 +160,14 @@ def run(task: Task, args: argparse.Namespace) -> int:
     if spec["hidden_dims"]:
         space["hidden_dim"] = tune.choice(spec["hidden_dims"])
     shared = {k: v for k, v in spec["base"].items() if k not in (*space, "seed")}
-    members = [{NAME: f"seed{s}", "seed": s} for s in range(spec["num_seeds"])]
-    param_space = {TASK: task.name, **shared, **space, MEMBERS: members}
+    param_space = {TASK: task.name, **shared, **space}
     sampler = None
     if spec["sampler"] == "random":
         import optuna
 
         sampler = optuna.samplers.RandomSampler(seed=spec["sampler_seed"])
-    searcher = OptunaSearch(metric=SCORE, mode=mode, sampler=sampler, seed=spec["sampler_seed"] if sampler is None else None)
+    searcher = seed_groups(spec["num_seeds"], space, metric=SCORE, mode=mode, sampler=sampler,
+                           seed=spec["sampler_seed"] if sampler is None else None)
     pruner = {"median": MedianStoppingRule(time_attr="training_iteration", metric=spec["metric"], mode=mode,
                                            grace_period=1, min_samples_required=max(1, spec["startup_trials"])),
               "asha": ASHAScheduler(time_attr="training_iteration", metric=spec["metric"], mode=mode,
@@ -170,14 +178,30 @@ def run(task: Task, args: argparse.Namespace) -> int:
     run_grid(trainable, param_space, name=name, storage=storage, metric=spec["metric"], mode=mode, epochs=base.epochs,
              cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus, max_concurrent=args.max_concurrent,
              resume=resume, search_alg=searcher, scheduler=pruner, num_samples=spec["budget"],
-             namer=search_trial_namer(space))
+             namer=lambda trial: configuration_name(trial.trial_id, trial.config, space))
     print(report(path, task, spec, grid))
     return exit_code(results.load(path))
 
 
-def search_trial_namer(space: dict[str, Any]) -> Any:
-    """Trial names `<trial id>_lr0.0123`: unique (a value alone could repeat) and readable."""
-    return lambda trial: "_".join([trial.trial_id, *(f"{k}{trial.config[k]:.3g}" for k in space)])
+def configuration_name(trial_id: str, config: dict[str, Any], space: dict[str, Any]) -> str:
+    """`<trial id>_lr0.0123`: unique (a value alone could repeat) and readable."""
+    return "_".join([trial_id, *(f"{k}{config[k]:.3g}" for k in space)])
+
+
+def seed_groups(num_seeds: int, space: dict[str, Any], **optuna: Any) -> Any:
+    """Tune's OptunaSearch, each of whose suggestions becomes one trial training `num_seeds`
+    seeds as members, named after the configuration (so every member's name is unique)."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    class SeedGroups(OptunaSearch):
+        def suggest(self, trial_id: str) -> dict[str, Any] | None:
+            config = super().suggest(trial_id)
+            if isinstance(config, dict):
+                prefix = configuration_name(trial_id, config, space)
+                config[MEMBERS] = [{NAME: f"{prefix}_seed{s}", "seed": s} for s in range(num_seeds)]
+            return config
+
+    return SeedGroups(**optuna)
 
 
 def load_searcher(path: str | os.PathLike) -> Any:

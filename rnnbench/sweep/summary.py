@@ -22,8 +22,9 @@ def summarize(path: str, task: Task, how: str) -> int:
     """Print per cell (model, lr) the best and final objective over seeds, the best setting per
     model by the `how` rule and how the models compare; return the exit code."""
     df = results.load(path)
-    metric = task.objective.metric if task.objective.metric in df.columns else default_metric(df)
-    print(report(df, metric=metric, per=task.per, how=how), end="\n\n")
+    if df["epoch"].notna().any():
+        metric = task.objective.metric if task.objective.metric in df.columns else default_metric(df)
+        print(report(df, metric=metric, per=task.per, how=how), end="\n\n")
     return exit_code(df)
 
 

@@ -21,13 +21,14 @@ import torch
 from ray import tune
 
 from rnnbench.errors import ConfigError
-from rnnbench.sweep.grid import MEMBERS, NAME
+from rnnbench.sweep.members import MEMBERS, NAME
 from rnnbench.tasks import Task, get_task
 from rnnbench.train.common import load_checkpoint, save_checkpoint
 from rnnbench.train.members import Group, SerialGroup
 
 TASK = "task"  # config key: the registry name of the task
 RESTORE_FROM = "restore_from"  # member key: a checkpoint folder of an earlier experiment to continue
+PARENT = "parent_experiment"  # config key: the experiment a confirmation stage continues
 SCORE = "score"  # result key: the objective so far (the best or the latest seed-mean, by `how`)
 
 
@@ -43,7 +44,7 @@ def config_of(cls: type, config: dict[str, Any]) -> Any:
 def member_configs(task: Task, config: dict[str, Any]) -> list[Any]:
     """Each member's loop config: the shared settings overridden by the member's own values."""
     cls = task.load("config")
-    shared = {k: v for k, v in config.items() if k not in (TASK, MEMBERS)}
+    shared = {k: v for k, v in config.items() if k not in (TASK, MEMBERS, PARENT)}
     own = [{k: v for k, v in member.items() if k not in (NAME, RESTORE_FROM)} for member in config[MEMBERS]]
     return [config_of(cls, {**shared, **values}) for values in own]
 
