@@ -12,6 +12,8 @@ from scipy import stats
 from rnnbench.results import (ResultsError, aggregate, best, bootstrap_interval, compare,
                               compare_values, probability_of_improvement, render, summary_table,
                               t_interval)
+from rnnbench.results.columns import default_how, default_metric, default_per, higher_is_better, task_of
+from rnnbench.tasks import GRAMMAR, IMDB, TASKS
 
 
 def frame(rows: list[tuple]) -> pd.DataFrame:
@@ -141,3 +143,35 @@ def test_bad_input_names_what_exists(small):
         aggregate(small, metrics=["val_acc"], diverged="drop")
     with pytest.raises(ResultsError, match="no model 'gru'.*available: elman, lstm"):
         compare(small, "lstm", "gru", metric="val_acc")
+
+
+@pytest.mark.parametrize("task", list(TASKS.values()), ids=list(TASKS))
+def test_defaults_follow_the_task_registry(task):
+    metric = task.objective.metric
+    df = pd.DataFrame({"trial": ["a", "b"], task.per: ["x", "y"], "lr": [0.1, 0.1], "epoch": [1, 1],
+                       metric: [0.5, 0.6], "loss_per_token": [1.0, 2.0], "train_loss": [1.0, 2.0]})
+    df.attrs["task"] = task.name
+    assert default_metric(df) == metric and default_per(df) == task.per and default_how(df) == task.objective.how
+    assert higher_is_better(metric) == (task.objective.mode == "max")
+    df.attrs.clear()  # no spec file: the same task is inferred from the objective's column
+    assert task_of(df) is task and default_metric(df) == metric
+
+
+def test_grammar_default_is_the_registrys_sampling_accuracy_not_the_loss():
+    df = pd.DataFrame({"trial": ["a", "b"], "dataset": ["brackets", "ndfa"], "epoch": [1, 1],
+                       "loss_per_token": [1.0, 2.0], "synth_acc@t0": [0.2, 0.3], "synth_acc@t1": [0.5, 0.6]})
+    assert default_metric(df) == "synth_acc@t1" == GRAMMAR.objective.metric and default_per(df) == "dataset"
+
+
+def test_confirmation_stage_defaults_to_test_acc_with_the_same_rule():
+    df = pd.DataFrame({"trial": ["a", "b"], "model": ["lstm", "lstm"], "epoch": [6, 6], "test_acc": [0.8, 0.81],
+                       "test_loss": [0.4, 0.4]})
+    df.attrs["task"] = "imdb"
+    assert default_metric(df) == "test_acc" and default_how(df) == IMDB.objective.how
+    assert higher_is_better("test_acc")
+
+
+def test_a_frame_of_no_task_falls_back_to_its_first_metric_and_setting():
+    df = pd.DataFrame({"trial": ["a", "b"], "depth": [1, 2], "epoch": [1, 1], "val_loss": [0.5, 0.4]})
+    assert task_of(df) is None
+    assert (default_metric(df), default_per(df), default_how(df)) == ("val_loss", "depth", "peak")

@@ -396,3 +396,15 @@ def test_everything_downstream_reads_grouped_trials_as_ungrouped(grouped_exp, df
     assert [r.name for r in runs] == [r.name for r in export_tensorboard(df, tmp_path / "tb")]
     plots = learning_curves(grouped, tmp_path / "grouped") + lr_grid(grouped, tmp_path / "grouped")
     assert [p.name for p in plots] == [p.name for p in learning_curves(df, tmp_path) + lr_grid(df, tmp_path)]
+
+
+def test_the_sweeps_spec_file_sets_the_task_and_its_defaults(tune_storage, df, tmp_path):
+    from rnnbench.results.columns import default_metric, default_per
+
+    assert "task" not in df.attrs and default_metric(df) == "val_acc"  # inferred: imdb's objective
+    copy = tmp_path / "exp"
+    shutil.copytree(tune_storage / "exp", copy)
+    (copy / "rnnbench_sweep.json").write_text(json.dumps({"task": "grammar", "base": {}, "axes": {}}))
+    as_grammar = load(copy)
+    assert as_grammar.attrs["task"] == "grammar"
+    assert default_metric(as_grammar) == "synth_acc@t1" and default_per(as_grammar) == "model"  # no dataset column

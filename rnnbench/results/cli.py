@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from rnnbench.results.columns import default_metric, default_per
+from rnnbench.results.columns import default_how, default_metric, default_per
 from rnnbench.results.compare import compare
 from rnnbench.results.errors import ResultsError
 from rnnbench.results.load import load
@@ -25,10 +25,12 @@ from rnnbench.results.tensorboard import export_tensorboard
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rnnbench-results", description=__doc__.split("\n\n")[0])
     p.add_argument("path", help="experiment folder or storage URI (file://, s3://, ...)")
-    p.add_argument("--metric", help="default: val_acc, else test_acc (confirmation stage), else a loss")
-    p.add_argument("--per", help="column whose values are compared (default: model, else dataset)")
+    p.add_argument("--metric", help="default: the task's objective (imdb val_acc, test_acc in a confirmation "
+                   "stage; grammar synth_acc@t1)")
+    p.add_argument("--per", help="column whose values are compared (default: the task's, model or dataset)")
     p.add_argument("--by", nargs="+", help="columns defining a grid cell (default: varying config minus seed)")
-    p.add_argument("--how", choices=("peak", "final"), default="peak", help="score a cell by its best or last epoch")
+    p.add_argument("--how", choices=("peak", "final"), help="score a cell by the best or the last epoch of its "
+                   "seed-mean curve (default: the task's)")
     p.add_argument("--format", choices=FORMATS, default="text")
     p.add_argument("--ci", type=float, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--plot", metavar="DIR", help="write PNG and SVG figures here")
@@ -61,10 +63,11 @@ def run(args: argparse.Namespace) -> str:
     df = load(args.path)
     metric = args.metric or default_metric(df)
     per = args.per or default_per(df)
-    text = report(df, metric, per, args.how, args.by, args.ci, args.format)
+    how = args.how or default_how(df)
+    text = report(df, metric, per, how, args.by, args.ci, args.format)
     for path in args.export:
         if path.lower().endswith(".md"):
-            Path(path).write_text(report(df, metric, per, args.how, args.by, args.ci, "markdown") + "\n")
+            Path(path).write_text(report(df, metric, per, how, args.by, args.ci, "markdown") + "\n")
         else:
             write_frame(df, path)
     if args.plot:

@@ -131,7 +131,7 @@ def compare_values(a: str, b: str, metric: str, values_a: np.ndarray, values_b: 
 
 
 def compare(df: pd.DataFrame, a: str, b: str, metric: str | None = None, per: str | None = None,
-            how: str = "peak", ci: float = 0.95, n_boot: int = 2000, seed: int = 0,
+            how: str | None = None, ci: float = 0.95, n_boot: int = 2000, seed: int = 0,
             by: Sequence[str] | None = None) -> Comparison:
     """Compare `per` values a and b (models), each at its own best setting and epoch as chosen
     by `best(df, metric, per, how, by)`: one value per seed, diverged seeds left out and counted.

@@ -36,6 +36,10 @@ _CONFIG_FIRST = ("model", "dataset", "lr", "seed")  # params.json sorts keys; th
 MEMBERS = "members"  # config and result key of a grouped trial (see _members)
 STATUSES = ("finished", "running", "pending", "paused", "errored", "diverged", "unknown")
 
+# Written into the experiment folder by the sweeps (rnnbench.sweep.runtime.write_spec, which
+# imports Ray, so the name is repeated here): {"task": "imdb" | "grammar", ...}.
+SPEC_FILE = "rnnbench_sweep.json"
+
 # Metrics in the order tables and plots should show them; other reported keys follow, sorted.
 _METRIC_ORDER = (m.TRAIN_LOSS, m.TRAIN_LOSS_SUM, m.TRAIN_ACC, m.VAL_LOSS, m.VAL_ACC, m.TEST_LOSS,
                  m.TEST_ACC, m.LOSS_PER_TOKEN, m.GRAD_NORM, m.EPOCH_S, m.TOKENS_PER_S)
@@ -87,7 +91,8 @@ def load(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
     everything downstream then treats members exactly like ungrouped trials. A trial with no reported epoch
     yet keeps one row with epoch <NA>, so it is still counted. If an epoch was reported twice
     (a trial resumed from an older checkpoint), the later report wins.
-    `df.attrs` records which columns are config and which are metrics.
+    `df.attrs` records which columns are config and which are metrics, and `task` when the
+    experiment's spec file (SPEC_FILE, written by the sweeps) names it.
     Reads run on `threads` threads, since remote stores (and even local disks) serve files in
     parallel; JSON lines are parsed a whole file at a time.
     """
@@ -109,7 +114,25 @@ def load(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
                            "an epoch yet (a running sweep's driver syncs result.json to storage "
                            "only every few minutes)")
     members = sorted((member for t in trials for member in _members(t)), key=lambda t: t.name)
-    return _to_frame(members, experiment=posixpath.basename(root.rstrip("/")))
+    df = _to_frame(members, experiment=posixpath.basename(root.rstrip("/")))
+    task = _read_task(fs, posixpath.join(root, SPEC_FILE))
+    if task is not None:
+        df.attrs["task"] = task
+    return df
+
+
+def _read_task(fs: pafs.FileSystem, path: str) -> str | None:
+    """The task the sweep recorded in its spec file (defaults then follow the task registry);
+    None if there is no spec (e.g. an experiment run with Ray Tune directly)."""
+    data = _read_optional(fs, path)
+    if data is None:
+        return None
+    try:
+        task = json.loads(data).get("task")
+    except (ValueError, AttributeError) as exc:
+        warnings.warn(f"{path}: unreadable ({exc}); defaults inferred from the columns", ResultsWarning, stacklevel=3)
+        return None
+    return task if isinstance(task, str) else None
 
 
 def _discover(fs: pafs.FileSystem, root: str, listing: list[pafs.FileInfo]) -> list[_Trial]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from rnnbench import metrics as m
-from rnnbench.results.columns import (ID_COLUMNS, config_columns, default_metric, default_per,
+from rnnbench.results.columns import (ID_COLUMNS, config_columns, default_how, default_metric, default_per,
                                       higher_is_better, require_columns, require_metrics,
                                       setting_columns)
 from rnnbench.results.errors import ResultsError
@@ -34,7 +34,7 @@ def _default_loss(df: pd.DataFrame) -> str | None:
     return None
 
 
-def best(df: pd.DataFrame, metric: str | None = None, per: str | None = None, how: str = "peak",
+def best(df: pd.DataFrame, metric: str | None = None, per: str | None = None, how: str | None = None,
          by: Sequence[str] | None = None, ci: float = 0.95, diverged: str = "exclude",
          loss: str | None = None) -> pd.DataFrame:
     """Per `per` value (model), the setting (lr) with the best mean `metric` across seeds.
@@ -44,8 +44,10 @@ def best(df: pd.DataFrame, metric: str | None = None, per: str | None = None, ho
     cell's trial counts, and the mean final `loss` (train_loss by default) at the last epoch.
     A cell in which any seed diverged is only chosen if every cell of that model diverged:
     a learning rate that blows up for some seeds is not a setting to recommend, however good
-    its survivors look. `n_diverged` shows it either way.
+    its survivors look. `n_diverged` shows it either way. Metric, per and how default to the
+    task's (see columns.py).
     """
+    how = how or default_how(df)
     if how not in ("peak", "final"):
         raise ResultsError(f"how must be 'peak' or 'final', not {how!r}")
     metric = metric or default_metric(df)
