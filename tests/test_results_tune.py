@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -124,7 +125,7 @@ def test_confirmation_stage_loads_with_test_metrics(tune_storage):
     assert confirm["final"].all() and (confirm["status"] == "finished").all()
     assert confirm["test_acc"].tolist() == pytest.approx([0.80, 0.81])
     row = summary_table(confirm, by=["model", "lr"]).iloc[0]
-    assert row["metric"] == "test_acc" and row["n"] == 2 and row["final_mean"] == pytest.approx(0.805)
+    assert row["metric"] == "test_acc" and row["n"] == 2 and row["mean"] == pytest.approx(0.805)
 
 
 def _mid_run_copy(exp: Path, copy: Path) -> Path:
@@ -241,12 +242,12 @@ def test_cli_prints_tables_and_comparisons_and_exits_2_on_bad_input(tune_storage
                  "--export", str(tmp_path / "rows.csv"), "--export", str(tmp_path / "report.md")])
     out = capsys.readouterr().out
     assert code == 0
-    assert "| model | lr |" in out and "Comparisons:" in out and "lstm" in out
+    assert "| model | lr |" in out and "Comparisons (" in out and "lstm" in out
     assert (tmp_path / "plots" / "curves_val_acc.png").exists() and (tmp_path / "tb").is_dir()
     import pandas as pd
 
     assert len(pd.read_parquet(tmp_path / "rows.parquet")) == len(pd.read_csv(tmp_path / "rows.csv"))
-    assert "Comparisons:" in (tmp_path / "report.md").read_text()
+    assert "Comparisons (" in (tmp_path / "report.md").read_text()
     assert main([path, "--metric", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "available metrics: train_loss, val_acc" in err
@@ -408,3 +409,20 @@ def test_the_sweeps_spec_file_sets_the_task_and_its_defaults(tune_storage, df, t
     as_grammar = load(copy)
     assert as_grammar.attrs["task"] == "grammar"
     assert default_metric(as_grammar) == "synth_acc@t1" and default_per(as_grammar) == "model"  # no dataset column
+
+
+def test_report_fits_120_columns_and_the_cli_lists_every_file_it_wrote(tune_storage, grouped_exp, tmp_path, capsys):
+    from rnnbench.results.cli import report
+
+    for df in (load(tune_storage / "exp"), load(grouped_exp), load(tune_storage / "exp-confirm")):
+        text = report(df, by=["model", "lr"])
+        assert max(map(len, text.splitlines())) <= 120, text
+        for low, high in re.findall(r"\[(-?[\d.]+), (-?[\d.]+)\]", text):  # accuracy CIs
+            assert 0 <= float(low) <= float(high) <= 1
+    plots, tb, rows = tmp_path / "plots", tmp_path / "tb", tmp_path / "rows.csv"
+    assert main([str(tune_storage / "exp"), "--plot", str(plots), "--tensorboard", str(tb), "--export", str(rows)]) == 0
+    out = capsys.readouterr().out
+    printed, _, files = out.partition("\nWrote:\n")
+    assert max(map(len, printed.splitlines())) <= 120
+    listed = {Path(line.strip()) for line in files.splitlines()}
+    assert listed == {rows, tb, *plots.iterdir()} and all(p.exists() for p in listed)

@@ -68,6 +68,24 @@ def unit(metric: str) -> str:
     return {"epoch_s": "s", "tokens_per_s": "tokens/s", "grad_norm": "L2 norm"}.get(metric, "")
 
 
+def bounds(metric: str) -> tuple[float, float]:
+    """The range a metric's values (and so its mean) cannot leave: [0, 1] for accuracies and
+    other shares, [0, inf) for losses, norms, times and rates; unbounded otherwise."""
+    if "acc" in metric:
+        return 0.0, 1.0
+    if "loss" in metric or metric in (m.GRAD_NORM, m.EPOCH_S, m.TOKENS_PER_S):
+        return 0.0, float("inf")
+    return float("-inf"), float("inf")
+
+
+def epoch_rule(how: str, metric: str) -> str:
+    """How the chosen epoch is named in headers and sentences: "peak" (best of an accuracy),
+    "lowest" (best of a loss) or "final"."""
+    if how == "final":
+        return "final"
+    return "peak" if higher_is_better(metric) else "lowest"
+
+
 def config_columns(df: pd.DataFrame) -> list[str]:
     """The trial's config values, one column each (nested dicts flattened as `outer/inner`)."""
     if "config_columns" in df.attrs:

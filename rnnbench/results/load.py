@@ -96,6 +96,38 @@ def load(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
     Reads run on `threads` threads, since remote stores (and even local disks) serve files in
     parallel; JSON lines are parsed a whole file at a time.
     """
+    fs, root, trials = _read_experiment(path, filesystem, threads)
+    if not any(t.rows for t in trials):
+        raise ResultsError(f"experiment {path} is empty: {len(trials)} trial(s), none has reported "
+                           "an epoch yet (a running sweep's driver syncs result.json to storage "
+                           "only every few minutes)")
+    df = _to_frame(trials, experiment=posixpath.basename(root.rstrip("/")))
+    task = read_task(fs, posixpath.join(root, SPEC_FILE))
+    if task is not None:
+        df.attrs["task"] = task
+    return df
+
+
+def trial_overview(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
+                   threads: int = 8) -> pd.DataFrame:
+    """One row per trial (grouped trials as their members, as in `load`): `trial`, `group`,
+    `status`, `epochs` (distinct epochs reported) and `planned` (the config's `epochs`, <NA> if
+    none). Unlike `load` it also answers for an experiment none of whose trials has reported."""
+    _, _, trials = _read_experiment(path, filesystem, threads)
+    return pd.DataFrame({
+        "trial": [t.name for t in trials],
+        "group": [t.dirname for t in trials],
+        "status": [_status(t) for t in trials],
+        "epochs": [len(_epochs(t)) for t in trials],
+        "planned": pd.array([t.config.get("epochs") if isinstance(t.config.get("epochs"), int) else None
+                             for t in trials], dtype="Int64"),
+    })
+
+
+def _read_experiment(path: str | os.PathLike, filesystem: pafs.FileSystem | None,
+                     threads: int) -> tuple[pafs.FileSystem, str, list[_Trial]]:
+    """The filesystem, the folder, and every trial in it (grouped trials as their members,
+    sorted by name); ResultsError if the folder is missing or holds no trial."""
     fs, root = open_experiment(path, filesystem)
     info = fs.get_file_info(root)
     if info.type == pafs.FileType.NotFound:
@@ -109,19 +141,10 @@ def load(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
     trials = [t for t in trials if t.found or t.state is not None]
     if not trials:
         raise ResultsError(_not_an_experiment(fs, path, listing))
-    if not any(t.rows for t in trials):
-        raise ResultsError(f"experiment {path} is empty: {len(trials)} trial(s), none has reported "
-                           "an epoch yet (a running sweep's driver syncs result.json to storage "
-                           "only every few minutes)")
-    members = sorted((member for t in trials for member in _members(t)), key=lambda t: t.name)
-    df = _to_frame(members, experiment=posixpath.basename(root.rstrip("/")))
-    task = _read_task(fs, posixpath.join(root, SPEC_FILE))
-    if task is not None:
-        df.attrs["task"] = task
-    return df
+    return fs, root, sorted((member for t in trials for member in _members(t)), key=lambda t: t.name)
 
 
-def _read_task(fs: pafs.FileSystem, path: str) -> str | None:
+def read_task(fs: pafs.FileSystem, path: str) -> str | None:
     """The task the sweep recorded in its spec file (defaults then follow the task registry);
     None if there is no spec (e.g. an experiment run with Ray Tune directly)."""
     data = _read_optional(fs, path)
@@ -325,16 +348,28 @@ def _not_an_experiment(fs: pafs.FileSystem, path: str | os.PathLike,
             f"folder with params.json, result.json or progress.csv){hint}")
 
 
-def _trial_status(trial: _Trial, diverged: bool, max_epoch: float, done: bool) -> str:
-    """Ray's recorded status when there is one; otherwise what the files imply."""
-    if diverged:
+def _epochs(trial: _Trial) -> set[int]:
+    """The distinct epochs a trial reported (Ray's training_iteration where no epoch was sent)."""
+    found = set()
+    for row in trial.rows:
+        epoch = row.get(m.EPOCH, row.get("training_iteration"))
+        if isinstance(epoch, (int, float)) and not (isinstance(epoch, float) and math.isnan(epoch)):
+            found.add(int(epoch))
+    return found
+
+
+def _status(trial: _Trial) -> str:
+    """"diverged" if any report says so; else Ray's recorded status when there is one; else what
+    the files imply: an error file, or a last report marked done or reaching the config's epochs."""
+    if any(row.get(m.DIVERGED) == True for row in trial.rows):  # noqa: E712 (numpy and pandas bools too)
         return "diverged"
     if trial.state is not None and trial.state.get("status") in _RAY_STATUS:
         return _RAY_STATUS[trial.state["status"]]
     if trial.has_error_file:
         return "errored"
     epochs = trial.config.get("epochs")
-    if done or (isinstance(epochs, (int, float)) and max_epoch >= epochs):
+    done = any(row.get("done") == True for row in trial.rows)  # noqa: E712
+    if done or (isinstance(epochs, (int, float)) and max(_epochs(trial), default=0) >= epochs):
         return "finished"
     return "unknown"
 
@@ -354,9 +389,6 @@ def _to_frame(trials: list[_Trial], experiment: str) -> pd.DataFrame:
     frame[m.EPOCH] = pd.to_numeric(frame[m.EPOCH]).astype("Int64")
     frame = frame.drop_duplicates(subset=["_t", m.EPOCH], keep="last")
     frame[m.DIVERGED] = frame[m.DIVERGED].eq(True) if m.DIVERGED in frame else False
-    diverged = frame.groupby("_t")[m.DIVERGED].any()
-    max_epoch = frame.groupby("_t")[m.EPOCH].max()
-    done = (frame["done"] if "done" in frame else frame[m.DIVERGED] & False).eq(True).groupby(frame["_t"]).any()
 
     reported = [c for c in frame.columns if c != "_t"]
     configs = [_flatten(t.config) for t in trials]
@@ -369,8 +401,7 @@ def _to_frame(trials: list[_Trial], experiment: str) -> pd.DataFrame:
         "trial": [t.name for t in trials],
         "group": [t.dirname for t in trials],
         "trial_id": [f"{rid}/{t.member}" if t.member else rid for rid, t in zip(ray_ids, trials)],
-        "status": [_trial_status(t, bool(diverged[i]), max_epoch[i], bool(done[i]))
-                   for i, t in enumerate(trials)],
+        "status": [_status(t) for t in trials],
         "error": [t.error for t in trials],
     })
     config = pd.DataFrame.from_records(configs, index=range(len(trials)))

@@ -79,11 +79,11 @@ def _cell_rows(df: pd.DataFrame, row: pd.Series, cells: list[str]) -> pd.DataFra
 
 
 def learning_curves(df: pd.DataFrame, out_dir: str | os.PathLike, metric: str | None = None,
-                    per: str | None = None, ci: float = 0.95) -> list[Path]:
+                    per: str | None = None, how: str | None = None, ci: float = 0.95, seeds: bool = False) -> list[Path]:
     """Mean `metric` per epoch with a CI band, one line per model at its best setting (peak)."""
     metric = metric or default_metric(df)
     per = per or default_per(df)
-    chosen = best(df, metric=metric, per=per, how="peak", ci=ci)
+    chosen = best(df, metric=metric, per=per, how=how, ci=ci)
     cells = chosen.attrs["cells"]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ends = []
