@@ -253,7 +253,10 @@ def test_cli_prints_tables_and_comparisons_and_exits_2_on_bad_input(tune_storage
     assert err.count("\n") == 1 and "available metrics: train_loss, val_acc" in err
 
 
-def test_console_script_is_installed(tune_storage):
+def test_module_list_and_the_console_script_run(tune_storage):
+    done = subprocess.run([sys.executable, "-m", "rnnbench.results", "list", str(tune_storage)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.splitlines()[2].split()[0] == "exp"
     script = Path(sys.executable).parent / "rnnbench-results"
     done = subprocess.run([str(script), str(tune_storage / "exp")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "Best setting per model" in done.stdout
@@ -426,3 +429,38 @@ def test_report_fits_120_columns_and_the_cli_lists_every_file_it_wrote(tune_stor
     assert max(map(len, printed.splitlines())) <= 120
     listed = {Path(line.strip()) for line in files.splitlines()}
     assert listed == {rows, tb, *plots.iterdir()} and all(p.exists() for p in listed)
+
+
+def test_list_gives_one_line_per_experiment_folder(tune_storage, tmp_path, capsys):
+    from rnnbench.results.listing import list_experiments
+
+    storage = tmp_path / "storage"
+    shutil.copytree(tune_storage / "exp", storage / "exp")
+    shutil.copytree(tune_storage / "exp-confirm", storage / "exp-confirm")
+    (storage / "exp-confirm" / "rnnbench_sweep.json").write_text(json.dumps({"task": "imdb"}))
+    _grouped_copy(tune_storage / "exp", storage / "grouped")
+    _mid_run_copy(tune_storage / "exp", storage / "midrun")  # every trial pending, nothing reported
+    (storage / "notes").mkdir()  # not an experiment
+    stamp = time.time() - 7200
+    for path in (storage / "exp-confirm").rglob("*"):
+        os.utime(path, (stamp, stamp))
+    table = list_experiments(storage).set_index("experiment")
+    assert list(table.index) == ["exp", "exp-confirm", "grouped", "midrun"]
+    columns = ["task", "state", "done", "running", "errored", "total", "epochs"]
+    assert table.loc["exp", columns].tolist() == ["", "errored", 7, 0, 1, 8, 21]
+    assert table.loc["grouped", columns].tolist() == ["", "errored", 7, 0, 1, 8, 21]  # members, not Ray trials
+    assert table.loc["exp-confirm", columns].tolist() == ["imdb", "finished", 2, 0, 0, 2, 2]
+    assert table.loc["midrun", columns].tolist() == ["", "running", 0, 0, 0, 8, 0]  # files fresh: still running
+    assert table.loc["exp", "planned"] == 24 and math.isnan(table.loc["exp-confirm", "planned"])
+    assert abs(table.loc["exp-confirm", "last_change"].timestamp() - stamp) < 1
+    size = sum(f.stat().st_size for f in (storage / "exp").rglob("*") if f.is_file())
+    assert table.loc["exp", "size_mb"] == pytest.approx(size / 1e6)
+    later = list_experiments(storage, now=time.time() + 3600).set_index("experiment")
+    assert later.loc["midrun", "state"] == "interrupted"
+
+    assert main(["list", str(storage)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("trials = done") and len(lines) == 2 + 4 and max(map(len, lines)) <= 120
+    assert lines[2].split()[:4] == ["exp", "-", "errored", "7/0/1/8"]
+    assert main(["list", str(tune_storage / "exp")]) == 2
+    assert "it is an experiment itself" in capsys.readouterr().err

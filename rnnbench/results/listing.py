@@ -19,7 +19,6 @@ from rnnbench.results.load import SPEC_FILE, open_experiment, read_task, trial_o
 # state every few seconds to minutes while a sweep runs, so a quiet quarter hour means it stopped.
 RUNNING_WITHIN_S = 15 * 60
 _DONE = ("finished", "diverged")
-_ACTIVE = ("running", "pending", "paused")
 
 
 def _is_experiment(fs: pafs.FileSystem, folder: str) -> bool:
@@ -40,8 +39,9 @@ def _state(statuses: pd.Series, quiet_s: float, running_within_s: float) -> str:
 def list_experiments(storage: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
                      running_within_s: float = RUNNING_WITHIN_S, now: float | None = None) -> pd.DataFrame:
     """One row per experiment folder directly under `storage`: experiment, task, state, trial
-    counts (done = finished or diverged, running, errored, total; grouped trials count their
-    members), epochs reported and planned, last change (newest file mtime) and size in MB."""
+    counts (done = finished or diverged, running, errored, total, which also counts pending and
+    unknown trials; grouped trials count their members), epochs reported and planned, last change
+    (newest file mtime) and size in MB. `now` (a Unix time) is when "running" is judged from."""
     fs, root = open_experiment(storage, filesystem)
     if fs.get_file_info(root).type != pafs.FileType.Directory:
         raise ResultsError(f"{storage} is not a folder; pass the folder the sweeps' --storage pointed at")
@@ -67,7 +67,7 @@ def list_experiments(storage: str | os.PathLike, *, filesystem: pafs.FileSystem 
             "experiment": posixpath.basename(folder.rstrip("/")),
             "task": read_task(fs, posixpath.join(folder, SPEC_FILE)) or "",
             "state": _state(statuses, now - changed, running_within_s),
-            "done": int(statuses.isin(_DONE).sum()), "running": int(statuses.isin(_ACTIVE).sum()),
+            "done": int(statuses.isin(_DONE).sum()), "running": int(statuses.eq("running").sum()),
             "errored": int(statuses.eq("errored").sum()), "total": len(trials),
             "epochs": int(trials["epochs"].sum()),
             "planned": int(trials["planned"].sum()) if len(trials) and trials["planned"].notna().all() else None,
