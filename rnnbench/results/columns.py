@@ -61,6 +61,8 @@ def higher_is_better(metric: str) -> bool:
 
 def unit(metric: str) -> str:
     """The unit a metric's numbers are in, for table headers and axis labels."""
+    if metric.startswith(("synth_acc", "compl_acc")):
+        return "fraction valid"
     if "acc" in metric:
         return "fraction correct"
     if "loss" in metric:
