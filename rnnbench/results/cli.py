@@ -56,10 +56,12 @@ def _title(df: pd.DataFrame) -> str:
     """E.g. "exp (imdb): 8 trials: 6 finished, 1 diverged, 1 errored, in 3 grouped Ray trials"."""
     heads = df.drop_duplicates("trial")
     task = task_of(df)
-    counts = ", ".join(f"{n} {status}" for status, n in heads["status"].value_counts().items())
+    name = df["experiment"].iloc[0] if "experiment" in df else df.attrs.get("experiment", "results")
+    counts = (": " + ", ".join(f"{n} {status}" for status, n in heads["status"].value_counts().items())
+              if "status" in heads else "")
     groups = heads["group"].nunique() if "group" in heads else len(heads)
     grouped = f", in {groups} grouped Ray trials" if groups < len(heads) else ""
-    return f"{df['experiment'].iloc[0]}{f' ({task.name})' if task else ''}: {len(heads)} trials: {counts}{grouped}"
+    return f"{name}{f' ({task.name})' if task else ''}: {len(heads)} trials{counts}{grouped}"
 
 
 def report(df: pd.DataFrame, metric: str | None = None, per: str | None = None, how: str | None = None,

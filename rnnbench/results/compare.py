@@ -84,7 +84,7 @@ class Comparison:
         elif not np.isfinite(self.p_value):
             test = "no test: every seed of both sides has the same value"
         else:
-            test = f"{level} CI {_interval(low, high)}; Welch p = {_p(self.p_value)}"
+            test = f"{level} CI {_interval(low, high)}; Welch {_p(self.p_value)}"
         details = f"{test}; {probability}; n = {n_a} vs {n_b}"
         lead = (f"{name_a} beats {name_b} on {on} by {_num(diff)}" if significant else
                 f"no clear difference between {name_a} and {name_b} on {on}: "
@@ -108,7 +108,8 @@ def _interval(low: float, high: float, spec: str = ".3g") -> str:
 
 
 def _p(p: float) -> str:
-    return "undefined" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.2g}")
+    """"p = 0.02", "p < 0.001" or "p undefined"."""
+    return "p undefined" if not np.isfinite(p) else ("p < 0.001" if p < 0.001 else f"p = {p:.2g}")
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:

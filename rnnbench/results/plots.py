@@ -293,7 +293,7 @@ def lr_figure(df: pd.DataFrame, metric: str | None = None, per: str | None = Non
     grid_lrs = np.sort(df[lr].dropna().unique())
     ax.set_xticks(grid_lrs, [f"{v:g}" for v in grid_lrs])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel("learning rate (log scale; models shifted slightly apart)")
+    ax.set_xlabel(f"learning rate (log scale; each {per} shifted slightly apart)")
     ax.set_ylabel(_axis_label(metric))
     ax.grid(alpha=0.3, which="both")
     _fit_y([ax], values, metric)

@@ -25,7 +25,7 @@ WIDTH = 120  # columns of the terminal the printed report must fit
 _COUNTS = {
     "n": ("n", "seeds with a value there"),
     "n_trials": ("trials", "all seeds"),
-    "n_chance": ("chance", "seeds at chance (acc <= chance_acc + 0.01)"),
+    "n_chance": ("chance", "seeds at chance (acc <= chance_acc+0.01)"),
     "n_diverged": ("div", "diverged (left out)"),
     "n_errored": ("err", "errored"),
 }
