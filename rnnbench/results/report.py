@@ -72,7 +72,8 @@ def caption(table: pd.DataFrame) -> str:
             method = next(iter(set(method.values()))) if len(set(method.values())) == 1 else "t, cut to each metric's range"
         stats.append(f"{table.attrs.get('ci', 0.95):.0%} CI ({method})")
     if stats:
-        what = f"{what}, over seeds: " + ", ".join(stats) if what else "over seeds: " + ", ".join(stats)
+        listed = ", ".join(stats[:-1]) + " and " + stats[-1] if len(stats) > 1 else stats[0]
+        what = f"{what}, {listed} over seeds" if what else f"{listed} over seeds"
     counts = [f"{short} = {meaning}" for col, (short, meaning) in _COUNTS.items() if col in table.columns]
     return "; ".join([p for p in (what, *counts) if p]) + "." if what or counts else ""
 
