@@ -361,14 +361,14 @@ def _epochs(trial: _Trial) -> set[int]:
 def _status(trial: _Trial) -> str:
     """"diverged" if any report says so; else Ray's recorded status when there is one; else what
     the files imply: an error file, or a last report marked done or reaching the config's epochs."""
-    if any(row.get(m.DIVERGED) == True for row in trial.rows):  # noqa: E712 (numpy and pandas bools too)
+    if any(row.get(m.DIVERGED) == True for row in trial.rows):  # == also matches numpy and pandas bools
         return "diverged"
     if trial.state is not None and trial.state.get("status") in _RAY_STATUS:
         return _RAY_STATUS[trial.state["status"]]
     if trial.has_error_file:
         return "errored"
     epochs = trial.config.get("epochs")
-    done = any(row.get("done") == True for row in trial.rows)  # noqa: E712
+    done = any(row.get("done") == True for row in trial.rows)
     if done or (isinstance(epochs, (int, float)) and max(_epochs(trial), default=0) >= epochs):
         return "finished"
     return "unknown"

@@ -183,7 +183,8 @@ def curves_figure(df: pd.DataFrame, metric: str | None = None, per: str | None =
         bands_per_ax.append(bands)
     axes[0].set_ylabel(_axis_label(metric))
     _fit_y(axes, values, metric)
-    clipped = any([_mark_clipped(ax, bands) for ax, bands in zip(axes, bands_per_ax)])
+    marked = [_mark_clipped(ax, bands) for ax, bands in zip(axes, bands_per_ax)]  # every panel, no short cut
+    clipped = any(marked)
     handles = [Line2D([], [], color=colors[k], marker="o", ms=3, lw=1.6, label=_line_label(k, inner)) for k in keys]
     if clipped:
         handles.append(_clipped_handle())
@@ -357,9 +358,11 @@ def temperature_figure(df: pd.DataFrame, per: str | None = None, how: str | None
             part = at_epoch[at_epoch[per] == name]
             agg = aggregate(part, by=cells, metrics=[c for _, c in columns], ci=ci) if len(part) else part
             bands = []
+            temperature = {c: t for t, c in columns}
             for key in keys:
                 line = agg[np.logical_and.reduce([agg[c] == v for c, v in zip(inner, key)])] if inner else agg
-                line = line[line["n"] > 0].assign(temperature=lambda t: t["metric"].map({c: x for x, c in columns}))
+                line = line[line["n"] > 0]
+                line = line.assign(temperature=line["metric"].map(temperature))
                 if line.empty:
                     continue
                 line = line.sort_values("temperature")
