@@ -390,6 +390,15 @@ def test_grouped_trials_read_from_progress_csv_alone(tune_storage, df, tmp_path)
     _same_up_to_groups(load(copy), df)
 
 
+def test_a_grouped_trials_state_last_result_stands_in_for_its_missing_files(tune_storage, tmp_path):
+    copy = _grouped_copy(tune_storage / "exp", tmp_path / "exp")
+    (copy / "group_lstm" / "result.json").unlink()  # what storage holds before the driver syncs it
+    rows = load(copy).query("group == 'group_lstm'")
+    assert sorted(rows["trial"]) == ["lstm_lr0.1_seed0", "lstm_lr0.1_seed1", "lstm_lr0.3_seed0"]
+    assert set(rows["epoch"]) == {EPOCHS} and set(rows["status"]) == {"finished"}
+    assert rows.set_index("trial").loc["lstm_lr0.3_seed0", "val_acc"] == pytest.approx(0.80)
+
+
 def test_everything_downstream_reads_grouped_trials_as_ungrouped(grouped_exp, df, tmp_path):
     grouped = load(grouped_exp)
     pd.testing.assert_frame_equal(best(grouped), best(df))
