@@ -2,14 +2,19 @@
 
 Each step feeds only the newest token and carries the LSTM state, so a sample of length L costs L
 steps instead of the L^2 / 2 token reads of re-running the whole prefix every step.
+
+A sample is made of the grammar's characters and may stop with `.end`; it never contains `.pad`,
+`.start` or `.unk`, whatever weight the model gives them: their logits are masked before each pick.
 """
 
 from __future__ import annotations
 
 import torch
 
-from rnnbench.data.batching import PAD
+from rnnbench.data.vocab import PAD, START, UNK
 from rnnbench.models import LanguageModel
+
+NEVER_SAMPLED = (PAD, START, UNK)  # `.end` is allowed: it is how a sample stops
 
 
 def pick_tokens(logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -44,10 +49,11 @@ def sample(
 
     new = torch.full((len(prefixes), max_len), PAD, dtype=torch.long, device=device)
     done = torch.zeros(len(prefixes), dtype=torch.bool, device=device)
+    never = torch.tensor(NEVER_SAMPLED, device=device)
     token, state = forced[:, 0], None
     for step in range(width - 1 + max_len):
         logits, state = model(token[:, None], state)
-        picked = pick_tokens(logits[:, 0], temperature, generator)
+        picked = pick_tokens(logits[:, 0].index_fill(1, never, float("-inf")), temperature, generator)
         position = step + 1 - lengths  # index of `picked` among the row's new tokens; < 0: in prefix
         generating = (position >= 0) & (position < max_len) & ~done
         rows = generating.nonzero().squeeze(1)

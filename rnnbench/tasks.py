@@ -8,7 +8,7 @@ import path and loaded only when a run needs them. Nothing outside this file bra
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rnnbench import metrics as M
@@ -39,7 +39,8 @@ class Task:
     `per` is the config column whose values a report compares (models, or grammars); `axes` maps
     a sweep flag to (config field, element type) and `grid` gives each axis its default values;
     `presets` are named smaller grids; `config`, `run`, `load_data` and `trainable` are
-    "module:attribute" paths, imported on first use so that reading the registry stays cheap."""
+    "module:attribute" paths, imported on first use so that reading the registry stays cheap.
+    The metrics a task reports are its config's `reported_metrics()`."""
 
     name: str
     description: str
@@ -51,10 +52,11 @@ class Task:
     config: str
     run: str
     load_data: str
-    metrics: tuple[str, ...] = field(default=())  # reported every epoch (besides epoch/diverged/timing)
+    fused: str | None = None  # a run class training several members as one computation, if the task has one
+    confirm: str | None = None  # a second stage continuing the best settings, if the task has one
 
     def load(self, attribute: str) -> Any:
-        """One of the lazily named parts (`config`, `run`, `load_data`), imported now."""
+        """One of the lazily named parts (`config`, `run`, `load_data`, `fused`, `confirm`), imported now."""
         module, _, name = getattr(self, attribute).partition(":")
         return getattr(importlib.import_module(module), name)
 
@@ -71,7 +73,8 @@ IMDB = Task(
     config="rnnbench.train.classifier:ClassifierConfig",
     run="rnnbench.train.classifier:ClassifierRun",
     load_data="rnnbench.train.classifier:load_data",
-    metrics=(M.TRAIN_LOSS, M.TRAIN_LOSS_SUM, M.TRAIN_ACC, M.VAL_LOSS, M.VAL_ACC),
+    fused="rnnbench.train.group:GroupRun",
+    confirm="rnnbench.sweep.confirm:confirm",
 )
 
 GRAMMAR = Task(
@@ -87,7 +90,6 @@ GRAMMAR = Task(
     config="rnnbench.train.autoregressor:GrammarConfig",
     run="rnnbench.train.autoregressor:GrammarRun",
     load_data="rnnbench.train.autoregressor:load_data",
-    metrics=(M.LOSS_PER_TOKEN, M.GRAD_NORM),
 )
 
 TASKS: dict[str, Task] = {task.name: task for task in (IMDB, GRAMMAR)}

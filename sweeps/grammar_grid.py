@@ -11,17 +11,7 @@ Needs no download: the words are generated from each trial's seed.
 
 import sys
 
-from rnnbench.sweep.grid_cli import main
-from rnnbench.sweep.tasks import GRAMMAR
-
-GRID = {
-    "datasets": ("brackets", "ndfa"),
-    "lrs": (0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
-    "seeds": tuple(range(10)),
-}
-PRESETS = {
-    "smoke": {"datasets": ("brackets", "ndfa"), "lrs": (0.3, 1.0), "seeds": (0, 1), "epochs": 2, "n": 20_000},
-}
+from rnnbench.sweep.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(GRAMMAR, GRID, PRESETS, __doc__))
+    sys.exit(main("grammar", __doc__))

@@ -12,17 +12,7 @@ IMDB comes from --data, else $RNNBENCH_IMDB, else the cache, else it is download
 
 import sys
 
-from rnnbench.sweep.grid_cli import main
-from rnnbench.sweep.tasks import IMDB
-
-GRID = {
-    "models": ("mlp", "elman", "lstm"),
-    "lrs": (0.001, 0.003, 0.01, 0.03, 0.1, 0.3),
-    "seeds": (0, 1, 2, 3, 4),
-}
-PRESETS = {
-    "smoke": {"models": ("mlp", "elman", "lstm"), "lrs": (0.03, 0.3), "seeds": (0, 1), "epochs": 2, "subset": 1000},
-}
+from rnnbench.sweep.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(IMDB, GRID, PRESETS, __doc__))
+    sys.exit(main("imdb", __doc__))

@@ -7,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
+import torch
+
 from rnnbench.data.tiny_imdb import write_tiny_imdb, write_tiny_imdb_tarball
+
+# One torch thread per test process, and per process the tests start (sweeps, Ray workers): on 2
+# cores, torch's default of one thread per core made the loop tests ~4x slower by oversubscription.
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
+# Ray bound to 127.0.0.1 only, in this process and every sweep it starts (set before `import ray`)
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 SHARED_IMDB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "aclImdb_labelled.tar.gz"
 REAL_IMDB = Path(os.environ.get("RNNBENCH_IMDB") or SHARED_IMDB)

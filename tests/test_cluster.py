@@ -74,15 +74,16 @@ def test_ray_job_submit_runs_a_sweep(tiny_imdb, tmp_path):
         "num_cpus": 2, "node_ip_address": "127.0.0.2", "dashboard_host": "127.0.0.2", "dashboard_port": port,
         "dashboard_agent_listen_port": free_port("127.0.0.2"), "metrics_export_port": free_port("127.0.0.2")})
     try:
-        for _ in range(10):  # the job agent comes up a few seconds after the head
+        deadline = time.monotonic() + 180  # the job agent comes up some seconds after the head: poll until it answers
+        while True:
             done = subprocess.run(
                 ["ray", "job", "submit", "--address", f"http://127.0.0.2:{port}", "--working-dir", str(ROOT), "--",
                  "python", "sweeps/imdb_grid.py", "--data", str(tiny_imdb), *GRID, "--storage", str(tmp_path), "--name", "j"],
                 capture_output=True, text=True, timeout=300, cwd=ROOT,
             )
-            if "No available agent" not in done.stdout + done.stderr:
+            if "No available agent" not in done.stdout + done.stderr or time.monotonic() > deadline:
                 break
-            time.sleep(3)
+            time.sleep(1)
     finally:
         head.shutdown()
     assert done.returncode == 0, done.stdout[-3000:]

@@ -11,9 +11,8 @@ from typing import Literal
 
 import numpy as np
 
+from rnnbench.data.vocab import PAD
 from rnnbench.errors import ConfigError
-
-PAD = 0
 
 BatchMode = Literal["bucket", "random"]
 

@@ -1,34 +1,37 @@
-"""The study's two synthetic grammars: generators, validators and a character vocabulary.
+"""The synthetic grammars as one table: each entry holds an alphabet, a generator and a validator.
 
-`brackets` draws Dyck words, `ndfa` draws `s` + one word repeated + `s`. Both generators are
-vectorised draws from a numpy Generator, so a seed gives the same data on every machine and run.
+A new grammar is one `Grammar` entry in GRAMMARS plus its two functions. Generators are vectorised
+draws from a numpy Generator, so a seed gives the same words on every machine and run.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from rnnbench.data.batching import PAD, Sequences
+from rnnbench.data.batching import Sequences
+from rnnbench.data.vocab import END, SPECIALS, START, UNK
 from rnnbench.errors import ConfigError
-
-GRAMMARS = ("brackets", "ndfa")
-SPECIALS = (".pad", ".start", ".end", ".unk")
-START, END, UNK = 1, 2, 3
-assert SPECIALS.index(".pad") == PAD
 
 P_OPEN = 7 / 16  # brackets: chance of another `(` while some are open; mean word length 1 + 8 = 9
 NDFA_WORDS = ("abc!", "uvw!", "klm!")
 P_STOP = 1 / 4  # ndfa: chance to stop before each repetition, so `ss` is a quarter of all words
 _NDFA = re.compile("s(?:" + "|".join(f"(?:{re.escape(w)})*" for w in NDFA_WORDS) + ")s")
-_CHARS = {"brackets": "()", "ndfa": "".join(sorted(set("s" + "".join(NDFA_WORDS))))}
 
 
-def check_grammar(name: str) -> None:
-    if name not in GRAMMARS:
-        raise ConfigError(f"unknown grammar {name!r}; choose one of {', '.join(GRAMMARS)}")
+@dataclass(frozen=True)
+class Grammar:
+    """One language: `generate(n, rng)` draws n words, `is_valid(text)` says whether a text is in
+    the language, and the vocabulary is SPECIALS + `alphabet` (sorted)."""
+
+    name: str
+    alphabet: str
+    generate: Callable[[int, np.random.Generator], list[str]]
+    is_valid: Callable[[str], bool]
+    description: str
 
 
 def brackets(n: int, rng: np.random.Generator) -> list[str]:
@@ -49,6 +52,25 @@ def brackets(n: int, rng: np.random.Generator) -> list[str]:
     return ["(" + walk[a:b] for a, b in zip(starts.tolist(), ends.tolist())]
 
 
+def dyck2(n: int, rng: np.random.Generator) -> list[str]:
+    """n Dyck-2 words: the shapes `brackets` draws (mean length 9), each pair `()` or `[]` with
+    equal chance.
+
+    In a balanced string the openers and closers at one depth (an opener's depth counted after it, a
+    closer's before it) alternate, opener first, so a stable sort of all positions by depth puts
+    every opener right before its closer: one sort pairs up every bracket of every word."""
+    words = brackets(n, rng)
+    opens = np.frombuffer("".join(words).encode("ascii"), dtype=np.uint8) == ord("(")
+    depth = np.cumsum(np.where(opens, 1, -1))
+    pairs = np.argsort(np.where(opens, depth, depth + 1), kind="stable").reshape(-1, 2)
+    square = np.zeros(len(opens), dtype=bool)
+    square[pairs[:, 0]] = square[pairs[:, 1]] = rng.random(len(pairs)) < 0.5
+    chars = np.where(opens, np.where(square, ord("["), ord("(")), np.where(square, ord("]"), ord(")")))
+    text = chars.astype(np.uint8).tobytes().decode("ascii")
+    ends = np.cumsum([len(w) for w in words]).tolist()
+    return [text[a:b] for a, b in zip([0, *ends[:-1]], ends)]
+
+
 def ndfa(n: int, rng: np.random.Generator) -> list[str]:
     """n words `s` + w * k + `s`, w one of NDFA_WORDS, k >= 0 with P(k) = (3/4)^k / 4."""
     words = rng.integers(len(NDFA_WORDS), size=n)
@@ -56,29 +78,60 @@ def ndfa(n: int, rng: np.random.Generator) -> list[str]:
     return ["s" + NDFA_WORDS[w] * k + "s" for w, k in zip(words.tolist(), repeats.tolist())]
 
 
+def _nested(text: str, closer: dict[str, str]) -> bool:
+    """Non-empty, and every character closes the latest open bracket or opens a new one, all
+    closed at the end. The empty word is refused: no generator makes it, and a model that emits
+    `.end` at once has learned nothing."""
+    stack = []
+    for char in text:
+        if char in closer:
+            stack.append(closer[char])
+        elif not stack or stack.pop() != char:
+            return False
+    return text != "" and not stack
+
+
+def is_brackets(text: str) -> bool:
+    """Any non-empty Dyck word, e.g. `()()`, although the generator only draws words that close once."""
+    return _nested(text, {"(": ")"})
+
+
+def is_dyck2(text: str) -> bool:
+    """Any non-empty properly nested word over `()` and `[]`: `([])[]` yes, `([)]` no."""
+    return _nested(text, {"(": ")", "[": "]"})
+
+
+def is_ndfa(text: str) -> bool:
+    """`s`, zero or more repetitions of one single word of NDFA_WORDS, `s`."""
+    return _NDFA.fullmatch(text) is not None
+
+
+GRAMMARS: dict[str, Grammar] = {
+    grammar.name: grammar
+    for grammar in (
+        Grammar("brackets", "()", brackets, is_brackets, "Dyck words over (), mean length 9"),
+        Grammar("ndfa", "".join(sorted(set("s" + "".join(NDFA_WORDS)))), ndfa, is_ndfa,
+                "s, one of abc! uvw! klm! repeated k >= 0 times (mean 3), s"),
+        Grammar("dyck2", "()[]", dyck2, is_dyck2, "Dyck words over () and [], mean length 9"),
+    )
+}  # fmt: skip
+
+
+def check_grammar(name: str) -> Grammar:
+    """The table entry for `name`, or a one-line ConfigError listing the grammars there are."""
+    try:
+        return GRAMMARS[name]
+    except KeyError:
+        raise ConfigError(f"unknown grammar {name!r}; choose one of {', '.join(GRAMMARS)}") from None
+
+
 def generate(name: str, n: int, rng: np.random.Generator) -> list[str]:
-    check_grammar(name)
-    return brackets(n, rng) if name == "brackets" else ndfa(n, rng)
+    return check_grammar(name).generate(n, rng)
 
 
 def is_valid(name: str, text: str) -> bool:
-    """Whether `text` is in the grammar's language.
-
-    brackets: non-empty, balanced, depth never below zero (any Dyck word, e.g. `()()`, although the
-    generator only draws words that close once, at the end). The empty word is refused: the
-    generator never makes it, and a model that emits `.end` at once has learned nothing.
-    ndfa: `s`, zero or more repetitions of one single word of NDFA_WORDS, `s`."""
-    check_grammar(name)
-    if name == "ndfa":
-        return _NDFA.fullmatch(text) is not None
-    depth = 0
-    for char in text:
-        if char not in "()":
-            return False
-        depth += 1 if char == "(" else -1
-        if depth < 0:
-            return False
-    return depth == 0 and text != ""
+    """Whether `text` is in the language of grammar `name`."""
+    return check_grammar(name).is_valid(text)
 
 
 @dataclass(frozen=True)
@@ -89,8 +142,7 @@ class Vocab:
 
     @classmethod
     def for_grammar(cls, name: str) -> "Vocab":
-        check_grammar(name)
-        return cls(_CHARS[name])
+        return cls(check_grammar(name).alphabet)
 
     def __len__(self) -> int:
         return len(SPECIALS) + len(self.chars)
@@ -128,8 +180,12 @@ class GrammarData:
     def generate(cls, name: str, n: int, seed: int, n_held_out: int = 100) -> "GrammarData":
         """Training and held-out sets come from separate child streams of `seed`, so changing n
         changes neither the held-out set nor any other run's data."""
-        vocab = Vocab.for_grammar(name)
+        grammar = check_grammar(name)
+        vocab = Vocab(grammar.alphabet)
         train_rng, held_out_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
         return cls(
-            name, vocab, vocab.encode(generate(name, n, train_rng)), vocab.encode(generate(name, n_held_out, held_out_rng))
+            name,
+            vocab,
+            vocab.encode(grammar.generate(n, train_rng)),
+            vocab.encode(grammar.generate(n_held_out, held_out_rng)),
         )

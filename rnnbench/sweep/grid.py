@@ -1,56 +1,88 @@
-"""A grid experiment on Ray Tune: what a sweep script varies (Task), readable trial names, a
-quiet progress line, and the Tuner that runs or resumes it."""
+"""A grid experiment on Ray Tune: the grid's members, how they are grouped into trials, readable
+names, a quiet progress line, and the Tuner that runs or resumes it.
+
+A *member* is one configuration of the grid (model, lr, seed, ...) and the unit of statistics: the
+results layer gives it one row per epoch. A *trial* trains a group of members that share
+architecture and data (rnnbench.sweep.trainable); with `--group none` every trial has one member.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 import sys
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 from ray import tune
 
+from rnnbench.errors import ConfigError
 from rnnbench.sweep.runtime import experiment_path
+from rnnbench.tasks import Task
+
+MEMBERS = "members"  # config key: the list of members a trial trains
+NAME = "name"  # a member's key: its readable name, e.g. lstm_lr0.3_seed4
+# none: one member per trial; seeds: a trial per setting with all its seeds; all: a trial per model
+# (or grammar) with every lr and seed of it
+GROUPINGS = ("none", "seeds", "all")
 
 
-@dataclasses.dataclass(frozen=True)
-class Task:
-    """What a sweep script varies and runs: the loop's config class, its trainable, the grid axes
-    (flag → (config field, type)), how to load data once for all trials, and the closing summary."""
-
-    name: str
-    config_cls: type
-    trainable: Callable
-    axes: dict[str, tuple[str, type]]
-    namer: Callable[[Any], str]
-    metric: str
-    load_data: Callable[[Any, dict[str, list]], Any]
-    summarize: Callable[[str], None]
-    confirm: Callable[[str, Any], None] | None = None
+def member_name(member: dict[str, Any], keys: list[str]) -> str:
+    """Readable, stable names such as `lstm_lr0.3_seed4`."""
+    return "_".join(f"{member[k]}" if isinstance(member[k], str) else f"{k}{member[k]:g}" for k in keys)
 
 
-def trial_namer(keys: Sequence[str]) -> Callable[[Any], str]:
-    """Readable, stable trial names such as `lstm_lr0.3_seed4`."""
+def grid_members(task: Task, axes: dict[str, list]) -> list[dict[str, Any]]:
+    """Every combination of the axes' values, in grid order, each with its name."""
+    fields = [field for field, _ in task.axes.values()]
+    members = []
+    for values in itertools.product(*(axes[flag] for flag in task.axes)):
+        member = dict(zip(fields, values))
+        members.append({NAME: member_name(member, fields), **member})
+    return members
 
-    def name(trial: Any) -> str:
-        parts = []
-        for key in keys:
-            value = trial.config[key]
-            parts.append(f"{value}" if isinstance(value, str) else f"{key}{value:g}")
-        return "_".join(parts)
 
-    return name
+def group_members(task: Task, members: list[dict[str, Any]], grouping: str) -> list[list[dict[str, Any]]]:
+    """Partition the members into trials: none, seeds (what differs only by seed) or all (what
+    shares the compared column, i.e. one model or one grammar with all its lrs and seeds)."""
+    if grouping not in GROUPINGS:
+        raise ConfigError(f"unknown --group {grouping!r}; use one of {', '.join(GROUPINGS)}")
+    fields = [field for field, _ in task.axes.values()]
+    shared = {"none": fields + [NAME], "seeds": [f for f in fields if f != "seed"], "all": [task.per]}[grouping]
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for member in members:
+        groups.setdefault(tuple(member[k] for k in shared), []).append(member)
+    return list(groups.values())
+
+
+def group_name(members: list[dict[str, Any]]) -> str:
+    """A trial's name: its member's name, or each field's value (or range, e.g. `seed0-4`)."""
+    if len(members) == 1:
+        return members[0][NAME]
+    parts = []
+    for key in members[0]:
+        if key in (NAME, "restore_from"):
+            continue
+        values = sorted({m[key] for m in members})
+        if len(values) == 1:
+            parts.append(member_name(members[0], [key]))
+        else:
+            parts.append(f"{key}{values[0]:g}-{values[-1]:g}")
+    return "_".join(parts)
+
+
+def trial_name(trial: Any) -> str:
+    return group_name(trial.config[MEMBERS])
 
 
 class Progress(tune.Callback):
-    """One status line at most every `every_s` seconds: trials done / running / pending, the best
-    metric so far and an ETA from the epochs (reports) still to run."""
+    """One status line at most every `every_s` seconds: trials and members done / running /
+    pending, the best member so far and an ETA from the member-epochs still to run."""
 
-    def __init__(self, metric: str, epochs_per_trial: int, every_s: float = 20.0):
-        self.metric, self.epochs_per_trial, self.every_s = metric, epochs_per_trial, every_s
+    def __init__(self, metric: str, mode: str, epochs: int, every_s: float = 20.0):
+        self.metric, self.sign, self.epochs, self.every_s = metric, (1 if mode == "max" else -1), epochs, every_s
         self.start = time.monotonic()
         self.last = 0.0
-        self.first_epochs: int | None = None
+        self.first_done: int | None = None
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         now = time.monotonic()
@@ -63,23 +95,25 @@ class Progress(tune.Callback):
 
     def line(self, trials: list, now: float) -> str:
         status = [trial.status for trial in trials]
-        done = sum(s in ("TERMINATED", "ERROR") for s in status)
-        epochs = sum((trial.last_result or {}).get("training_iteration", 0) for trial in trials)
-        if self.first_epochs is None:
-            self.first_epochs = epochs  # after a resume, only new epochs count toward the rate
-        total = self.epochs_per_trial * len(trials)
-        best = max(
-            (t for t in trials if isinstance((t.last_result or {}).get(self.metric), (int, float))),
-            key=lambda t: t.last_result[self.metric],
-            default=None,
-        )
-        text = f"[{time.strftime('%H:%M:%S')}] trials: {done}/{len(trials)} done, {status.count('RUNNING')} running, {status.count('PENDING')} pending"
-        if best is not None:
-            text += f" | best {self.metric} {best.last_result[self.metric]:.4f} ({best})"
-        ran = epochs - self.first_epochs
-        if 0 < ran and epochs < total:
-            eta = (now - self.start) / ran * (total - epochs)
-            text += f" | ETA {eta / 60:.0f} min"
+        members = sum(len(trial.config.get(MEMBERS, [None])) for trial in trials)
+        reports = {}  # member -> its latest metrics; a search's members ("seed0") are named within their trial
+        for trial in trials:
+            for name, report in ((trial.last_result or {}).get(MEMBERS) or {}).items():
+                reports[name if name not in reports else f"{trial}/{name}"] = report
+        epochs_done = sum(int(r.get("epoch", 0)) for r in reports.values())
+        if self.first_done is None:
+            self.first_done = epochs_done  # after a resume, only new epochs count toward the rate
+        total = self.epochs * members
+        text = (f"[{time.strftime('%H:%M:%S')}] trials: {sum(s in ('TERMINATED', 'ERROR') for s in status)}/{len(trials)} done, "
+                f"{status.count('RUNNING')} running, {status.count('PENDING')} pending; member-epochs {epochs_done}/{total}")
+        scored = {n: r[self.metric] for n, r in reports.items() if isinstance(r.get(self.metric), (int, float))
+                  and r[self.metric] == r[self.metric]}
+        if scored:
+            best = max(scored, key=lambda n: self.sign * scored[n])
+            text += f" | best {self.metric} {scored[best]:.4f} ({best})"
+        ran = epochs_done - self.first_done
+        if 0 < ran and epochs_done < total:
+            text += f" | ETA {(now - self.start) / ran * (total - epochs_done) / 60:.0f} min"
         return text
 
 
@@ -89,21 +123,21 @@ def run_grid(
     *,
     name: str,
     storage: str,
-    namer: Callable[[Any], str],
     metric: str,
+    mode: str,
     epochs: int,
     cpus_per_trial: float = 1,
     gpus_per_trial: float = 0,
     max_concurrent: int | None = None,
     resume: bool = False,
-    data: Any = None,
     search_alg: Any = None,
     scheduler: Any = None,
     num_samples: int = 1,
+    namer: Callable[[Any], str] = trial_name,
 ) -> tune.ResultGrid:
-    """Run (or resume) one grid experiment at `storage/name` and wait for it to finish. A search
-    (rnnbench.sweep.search) passes its own search algorithm, scheduler and num_samples=-1."""
-    wrapped = tune.with_resources(tune.with_parameters(trainable, data=data), {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    """Run (or resume) one experiment at `storage/name` and wait for it to finish. A search passes
+    its own search algorithm, scheduler and number of samples."""
+    wrapped = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     path = experiment_path(storage, name)
     if resume:
         tuner = tune.Tuner.restore(path, wrapped, resume_unfinished=True, resume_errored=True)
@@ -113,15 +147,17 @@ def run_grid(
             param_space=param_space,
             tune_config=tune.TuneConfig(
                 max_concurrent_trials=max_concurrent, trial_name_creator=namer, trial_dirname_creator=namer,
-                reuse_actors=True,
-                search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
+                reuse_actors=True, search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
             ),
             run_config=tune.RunConfig(
                 name=name,
                 storage_path=storage,
                 verbose=0,
-                callbacks=[Progress(metric, epochs)],
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                callbacks=[Progress(metric, mode, epochs)],
+                # two kept: Ray deletes the older one as soon as it registers a newer one, before the
+                # experiment state that names the newer one is written; a kill in between must still
+                # find the checkpoint the state names
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=2),
             ),
         )

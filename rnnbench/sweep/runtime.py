@@ -41,8 +41,8 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
 
 
 def start_ray(address: str | None, cpus_per_trial: float = 1, gpus_per_trial: float = 0) -> None:
-    """Connect to `address` (or RAY_ADDRESS), else start a Ray on this machine's cores bound to
-    127.0.0.1 only (the variable below keeps it off external interfaces and refuses extra nodes).
+    """Connect to `address` (or RAY_ADDRESS), else start a Ray on this machine's cores; the CLIs
+    set RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 before Ray is imported, which binds it to 127.0.0.1.
 
     A trial asking for more than any node has would wait forever without a word: on a local Ray
     that is an error, on a cluster (whose autoscaler may still add such a node) a warning."""
@@ -53,7 +53,6 @@ def start_ray(address: str | None, cpus_per_trial: float = 1, gpus_per_trial: fl
         check_reachable(address)
         ray.init(address=address, log_to_driver=False)
     else:
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     if not any(r.get("CPU", 0) >= cpus_per_trial and r.get("GPU", 0) >= gpus_per_trial for r in nodes):
@@ -66,6 +65,14 @@ def start_ray(address: str | None, cpus_per_trial: float = 1, gpus_per_trial: fl
             ray.shutdown()
             raise SweepError(message)
         print(f"warning: {message}, or add such a node; trials wait until one joins", file=sys.stderr)
+
+
+def gpus_per_trial(asked: float | None) -> float:
+    """The GPUs a trial asks for: as given, else every GPU the running Ray sees (the caller shares
+    them among the trials)."""
+    if asked is not None:
+        return asked
+    return float(ray.cluster_resources().get("GPU", 0))
 
 
 def experiment_path(storage: str, name: str) -> str:
@@ -126,3 +133,17 @@ def read_spec(path: str) -> dict[str, Any]:
             return json.loads(stream.read())
     except (FileNotFoundError, OSError):
         raise SweepError(f"{path} was not made by an rnnbench sweep (no {SPEC_FILE}); resume it with Ray Tune directly") from None
+
+
+def stored_run(path: str) -> tuple[dict[str, Any], bool]:
+    """The spec of the experiment to resume, and whether Ray holds any state of it yet. A driver
+    killed after writing the spec but before Ray's first experiment checkpoint leaves only the
+    spec: the run then starts over from it."""
+    started = experiment_exists(path)
+    try:
+        return read_spec(path), started
+    except SweepError:
+        if started:
+            raise
+    raise SweepError(f"no experiment to resume at {path} (nothing of it was written there); check --storage and --name, "
+                     "or run the same command without --resume")

@@ -1,133 +1,225 @@
-"""Ray Tune glue for a seed-aware Optuna search: a Searcher that hands out every configuration
-Optuna suggests as S seed trials, and a scheduler that feeds each epoch to the SeedStudy and
-stops all seeds of a configuration the pruner rejects.
+"""A seed-aware search on stock Ray Tune pieces: Optuna (through Tune's OptunaSearch) suggests a
+configuration, one trial trains all its seeds as a group and reports their mean every epoch; a
+stock scheduler stops configurations whose seed-mean falls behind, and Optuna is told the
+seed-mean's best (or last) epoch. Tune checkpoints the searcher with the experiment, so a killed
+search resumes by construction: a configuration is one trial, never seeds to stitch together.
 
-Ray's own OptunaSearch assumes one trial per suggestion and its Repeater averages seeds without
-spread and without seed-aware early stopping; this keeps Optuna's ask/tell in our hands instead.
-The searcher and the scheduler share no memory, only the study's storage, so both survive
-Ray's pickling and a driver restart unchanged.
+The search's definition is stored in the experiment's spec file, so --resume needs only --task,
+--storage and --name; a flag given on --resume must repeat the stored value.
 """
 
 from __future__ import annotations
 
-import pickle
-import time
-from typing import Any, Callable
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from typing import Any, Sequence
 
-from ray import tune
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
+import pandas as pd
 
-from rnnbench import metrics as M
-from rnnbench.sweep.seed_study import SearchSpace, SeedStudy
-from rnnbench.sweep.grid import run_grid, trial_namer
+from rnnbench import results
+from rnnbench.config import add_config_args, given_config
+from rnnbench.errors import ConfigError, DataError
+from rnnbench.results.columns import higher_is_better
+from rnnbench.sweep.cli import SweepParser, add_run_args, check_resources, fail, keep_private_ray_on_loopback
+from rnnbench.tasks import HOWS, TASKS, Task, get_task
 
-OPTUNA_TRIAL = "optuna_trial"  # config key (and results column): the Optuna trial a seed belongs to
-SEED = "seed"
-NAME_KEYS = (OPTUNA_TRIAL, "lr", SEED)
-
-
-class SeedSearcher(Searcher):
-    """Asks Optuna for a configuration and returns it S times, with seeds 0..S-1, before asking
-    again. Configurations the study holds as running but Ray never got (asked just before a
-    crash, after Ray's last experiment checkpoint) are handed out first."""
-
-    def __init__(self, seeds: SeedStudy, space: SearchSpace):
-        super().__init__()
-        self.seeds, self.space = seeds, space
-        self.handed: set[int] = set()  # configurations Ray has trials of
-        self.queue: list[tuple[int, dict[str, Any], int]] = []  # (number, params, next seed) to hand out
-        self.adopted = False
-
-    def set_search_properties(self, metric: str | None, mode: str | None, config: dict, **spec: Any) -> bool:
-        return True  # the space and the objective are the study's, not Tune's param_space
-
-    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if not self.adopted:
-            self.queue += [(n, p, 0) for n, p in sorted(self.seeds.running().items()) if n not in self.handed]
-            self.adopted = True
-        if not self.queue:
-            if not self.seeds.can_ask(time.time()):
-                return Searcher.FINISHED
-            self.queue.append((*self.seeds.ask(self.space), 0))
-        number, params, seed = self.queue[0]
-        self.handed.add(number)
-        if seed + 1 < self.seeds.num_seeds:
-            self.queue[0] = (number, params, seed + 1)
-        else:
-            self.queue.pop(0)
-        return {**params, OPTUNA_TRIAL: number, SEED: seed}
-
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-        """Nothing to do: the SeedScheduler sees every result with the trial's config."""
-
-    def save(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "wb") as out:
-            pickle.dump({"handed": self.handed, "queue": self.queue}, out)
-
-    def restore(self, checkpoint_path: str) -> None:
-        with open(checkpoint_path, "rb") as stream:
-            state = pickle.load(stream)
-        self.handed, self.queue, self.adopted = state["handed"], state["queue"], False
+# The search's definition: stored in the spec file; on --resume a flag may only repeat it.
+DEFAULTS = {"lr_range": [1e-3, 3.0], "batch_sizes": None, "hidden_dims": None, "num_seeds": 3, "metric": None,
+            "how": None, "sampler": "tpe", "sampler_seed": 0, "startup_trials": 5, "pruner": "median", "budget": 20}
 
 
-class ResumableSearch(SearchGenerator):
-    """Ray restores a search's "finished" flag with its state, so a resumed search that had used
-    its budget would never ask again. The SeedSearcher knows the budget (it is in the study), so
-    the flag is cleared and the searcher decides."""
-
-    def set_state(self, state: dict) -> None:
-        super().set_state(state)
-        self._finished = False
-
-
-class SeedScheduler(FIFOScheduler):
-    """Runs trials in order, like FIFO, and passes each epoch's metric to the SeedStudy; STOP when
-    the configuration was pruned (on the seed-mean) or already decided."""
-
-    def __init__(self, seeds: SeedStudy, metric: str):
-        super().__init__()
-        self.seeds, self.study_metric = seeds, metric
-
-    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        number, seed = trial.config[OPTUNA_TRIAL], trial.config[SEED]
-        value = result.get(self.study_metric)
-        if value is None:
-            return TrialScheduler.CONTINUE
-        keep = self.seeds.record(number, seed, int(result[M.EPOCH]), value)
-        return TrialScheduler.CONTINUE if keep else TrialScheduler.STOP
-
-    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        self.seeds.finish_seed(trial.config[OPTUNA_TRIAL], trial.config[SEED])
-
-    def on_trial_error(self, tune_controller: Any, trial: Any) -> None:
-        self.seeds.fail(trial.config[OPTUNA_TRIAL])
+def build_parser(task: Task, doc: str) -> SweepParser:
+    parser = SweepParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", choices=sorted(TASKS), required=True,
+                        help="what a trial trains: " + "; ".join(f"{t.name}: {t.description}" for t in TASKS.values()))
+    space = parser.add_argument_group("the search (stored with the experiment; --resume keeps it)")
+    space.add_argument("--lr-range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="log-uniform (default: 0.001 3)")
+    space.add_argument("--batch-sizes", nargs="+", type=int, help="also choose the batch size from these (default: fixed)")
+    space.add_argument("--hidden-dims", nargs="+", type=int, help="also choose the hidden size from these (default: fixed)")
+    space.add_argument("--num-seeds", type=int, help="S: seeds 0..S-1 per configuration, trained together in one trial (default: 3)")
+    space.add_argument("--metric", help=f"objective (default: the task's, here {task.objective.metric})")
+    space.add_argument("--how", choices=HOWS, help=f"score = best or last epoch of the seed-mean curve (default: {task.objective.how})")
+    space.add_argument("--sampler", choices=("tpe", "random"), help="default: tpe")
+    space.add_argument("--sampler-seed", type=int, help="default: 0")
+    space.add_argument("--startup-trials", type=int, help="random configurations before TPE, and completed ones before pruning (default: 5)")
+    space.add_argument("--pruner", choices=("median", "asha", "none"),
+                       help="stop configurations whose seed-mean falls behind: Tune's median stopping rule or ASHA (default: median)")
+    space.add_argument("--budget", type=int, help="configurations to try (default: 20)")
+    space.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop the search after this long")
+    add_config_args(parser.add_argument_group(f"every trial's settings ({task.name})"), task.load("config"), skip=("lr", "seed"))
+    run = parser.add_argument_group("where and how it runs")
+    add_run_args(run, f"{task.name}_search")
+    run.add_argument("--compare-grid", metavar="PATH", help="a grid experiment whose best setting the report shows beside the search's")
+    return parser
 
 
-def run_search(
-    trainable: Callable,
-    base: dict[str, Any],
-    seeds: SeedStudy,
-    space: SearchSpace,
-    *,
-    metric: str,
-    name: str,
-    storage: str,
-    epochs: int,
-    cpus_per_trial: float = 1,
-    gpus_per_trial: float = 0,
-    max_concurrent: int | None = None,
-    resume: bool = False,
-    data: Any = None,
-) -> tune.ResultGrid:
-    """Run (or resume) the search at `storage/name` until the study's budget or deadline is
-    reached and every configuration handed out has its S seeds finished."""
-    searcher: Searcher = SeedSearcher(seeds, space)
-    if max_concurrent:
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
-    return run_grid(
-        trainable, base, name=name, storage=storage, namer=trial_namer(NAME_KEYS), metric=metric,
-        epochs=epochs, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial, resume=resume, data=data,
-        search_alg=ResumableSearch(searcher), scheduler=SeedScheduler(seeds, metric),
-        num_samples=-1,
-    )
+def main(doc: str, argv: Sequence[str] | None = None) -> int:
+    pre = SweepParser(add_help=False)  # the task decides which config flags exist
+    pre.add_argument("--task", choices=sorted(TASKS))
+    known, _ = pre.parse_known_args(argv)
+    task = get_task(known.task or "grammar")
+    args = build_parser(task, doc).parse_args(argv)
+    keep_private_ray_on_loopback(args)
+    try:
+        return run(task, args)
+    except (ConfigError, DataError, results.ResultsError) as error:
+        fail(str(error))
+
+
+def definition(task: Task, args: argparse.Namespace, stored: dict[str, Any] | None) -> dict[str, Any]:
+    """The search's stored description: flags given, else the stored values (on --resume), else DEFAULTS."""
+    config_cls = task.load("config")
+    defaults = stored or {**DEFAULTS, "metric": task.objective.metric, "how": task.objective.how}
+    spec = {k: getattr(args, k) if getattr(args, k) is not None else defaults[k] for k in DEFAULTS}
+    spec = json.loads(json.dumps(spec))  # tuples as stored: lists
+    base = config_cls(**{**(stored or {}).get("base", {}), **given_config(config_cls, args)})
+    return {"kind": "search", "task": task.name, **spec, "base": dataclasses.asdict(base)}
+
+
+def check(task: Task, spec: dict[str, Any]) -> None:
+    """Every setting of a search, before Ray starts."""
+    low, high = spec["lr_range"]
+    if not low > 0:
+        raise ConfigError(f"--lr-range must be > 0, got {low:g} {high:g}")
+    if low > high:
+        raise ConfigError(f"--lr-range is inverted ({low:g} > {high:g}); give LOW HIGH")
+    if low == high:
+        raise ConfigError(f"--lr-range is empty ({low:g} {high:g}); give two different values")
+    for name in ("num_seeds", "budget"):
+        if spec[name] < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be >= 1, got {spec[name]}")
+    if spec["startup_trials"] < 0:
+        raise ConfigError(f"--startup-trials must be >= 0, got {spec['startup_trials']}")
+    base = task.load("config")(**spec["base"])
+    for values in ({"lr": low}, {"lr": high}, *({"batch_size": b} for b in spec["batch_sizes"] or ()),
+                   *({"hidden_dim": h} for h in spec["hidden_dims"] or ())):
+        dataclasses.replace(base, **values)  # a bad value fails here, not in a trial
+    reported = base.reported_metrics()
+    if spec["metric"] not in reported:
+        raise ConfigError(f"--metric {spec['metric']} is not reported by {task.name} trials; use one of {', '.join(reported)}")
+
+
+def run(task: Task, args: argparse.Namespace) -> int:
+    """Check everything, start Ray, run or resume the search, print its report; the exit code."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+    from ray.tune.search.optuna import OptunaSearch
+
+    from rnnbench.sweep.grid import MEMBERS, NAME, run_grid
+    from rnnbench.sweep.runtime import (check_storage, experiment_exists, experiment_path, gpus_per_trial,
+                                        normalize_storage, start_ray, stored_run, write_spec)
+    from rnnbench.sweep.summary import exit_code
+    from rnnbench.sweep.trainable import SCORE, TASK, train_group
+
+    check_resources(args)
+    storage = normalize_storage(args.storage)
+    name = args.name or f"{task.name}_search"
+    path = experiment_path(storage, name)
+    resume = False
+    if args.resume:
+        stored, resume = stored_run(path)
+        if stored.get("kind") != "search":
+            raise ConfigError(f"{path} is a grid, not a search; resume it with its grid script")
+        if stored["task"] != task.name:
+            raise ConfigError(f"the search at {path} is a {stored['task']} search, not {task.name}; pass --task {stored['task']}")
+        spec = definition(task, args, stored)
+        clashes = [k for k in spec if spec[k] != stored.get(k)]
+        if clashes:
+            raise ConfigError(f"the search at {path} was made with other settings "
+                              f"({'; '.join(f'{k}: {stored.get(k)}' for k in clashes)}); drop those flags to resume it, "
+                              "or pass another --name")
+    else:
+        spec = definition(task, args, None)
+        check(task, spec)
+        check_storage(storage)
+        if experiment_exists(path):
+            raise ConfigError(f"a search already exists at {path}; pass --resume to continue it or another --name")
+    grid = load_grid(args.compare_grid, spec["metric"]) if args.compare_grid else None
+    base = task.load("config")(**spec["base"])
+    data = task.load("load_data")(base)
+    start_ray(args.address, args.cpus_per_trial, args.gpus_per_trial or 0)
+    gpus = gpus_per_trial(args.gpus_per_trial)
+    if not resume:
+        write_spec(path, spec)
+    mode = "max" if higher_is_better(spec["metric"]) else "min"
+    low, high = spec["lr_range"]
+    space: dict[str, Any] = {"lr": tune.loguniform(low, high)}
+    if spec["batch_sizes"]:
+        space["batch_size"] = tune.choice(spec["batch_sizes"])
+    if spec["hidden_dims"]:
+        space["hidden_dim"] = tune.choice(spec["hidden_dims"])
+    shared = {k: v for k, v in spec["base"].items() if k not in (*space, "seed")}
+    members = [{NAME: f"seed{s}", "seed": s} for s in range(spec["num_seeds"])]
+    param_space = {TASK: task.name, **shared, **space, MEMBERS: members}
+    sampler = None
+    if spec["sampler"] == "random":
+        import optuna
+
+        sampler = optuna.samplers.RandomSampler(seed=spec["sampler_seed"])
+    searcher = OptunaSearch(metric=SCORE, mode=mode, sampler=sampler, seed=spec["sampler_seed"] if sampler is None else None)
+    pruner = {"median": MedianStoppingRule(time_attr="training_iteration", metric=spec["metric"], mode=mode,
+                                           grace_period=1, min_samples_required=max(1, spec["startup_trials"])),
+              "asha": ASHAScheduler(time_attr="training_iteration", metric=spec["metric"], mode=mode,
+                                    max_t=base.epochs, grace_period=1),
+              "none": FIFOScheduler()}[spec["pruner"]]
+    print(f"searching {spec['budget']} configurations x {spec['num_seeds']} seeds -> {path}", file=sys.stderr, flush=True)
+    trainable = tune.with_parameters(train_group, data=data, metric=spec["metric"], mode=mode, how=spec["how"])
+    run_grid(trainable, param_space, name=name, storage=storage, metric=spec["metric"], mode=mode, epochs=base.epochs,
+             cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus, max_concurrent=args.max_concurrent,
+             resume=resume, search_alg=searcher, scheduler=pruner, num_samples=spec["budget"],
+             namer=search_trial_namer(space))
+    print(report(path, task, spec, grid))
+    return exit_code(results.load(path))
+
+
+def search_trial_namer(space: dict[str, Any]) -> Any:
+    """Trial names `<trial id>_lr0.0123`: unique (a value alone could repeat) and readable."""
+    return lambda trial: "_".join([trial.trial_id, *(f"{k}{trial.config[k]:.3g}" for k in space)])
+
+
+def load_searcher(path: str | os.PathLike) -> Any:
+    """The search's OptunaSearch as Tune last checkpointed it with the experiment."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    searcher = OptunaSearch()
+    searcher.restore_from_dir(str(path))
+    return searcher
+
+
+def study_values(path: str | os.PathLike) -> dict[str, float]:
+    """Optuna's value of each completed configuration, by Ray Tune trial id (the `group`'s id in
+    `results.load(path)["trial_id"]`, before the slash)."""
+    searcher = load_searcher(path)
+    # OptunaSearch keeps its study and its Tune-to-Optuna trial map in attributes with no accessor
+    told = {t.number: t.value for t in searcher._ot_study.trials if t.value is not None}
+    return {trial_id: told[trial.number] for trial_id, trial in searcher._ot_trials.items() if trial.number in told}
+
+
+def load_grid(path: str, metric: str) -> pd.DataFrame:
+    """The grid to compare with, read before Ray starts so a wrong path fails at once."""
+    grid = results.load(path)
+    if metric not in grid.columns:
+        raise ConfigError(f"--compare-grid {path} has no {metric} column to compare on")
+    return grid
+
+
+def report(path: str, task: Task, spec: dict[str, Any], grid: pd.DataFrame | None) -> str:
+    """The top configurations by the seed-mean objective, with CIs, and the grid's best beside them."""
+    df = results.load(path)
+    params = [k for k in ("lr", "batch_size", "hidden_dim") if k in df.columns and df[k].nunique() > 1]
+    table = results.best(df, metric=spec["metric"], per="group", how=spec["how"], by=["group", *params])
+    ascending = not higher_is_better(spec["metric"])
+    table = table.sort_values("mean", ascending=ascending).head(10)
+    lines = [f"{path}: {df['group'].nunique()} configurations x {spec['num_seeds']} seeds; objective: the "
+             f"{spec['how']} epoch of the seed-mean {spec['metric']}",
+             "Top configurations:", results.render(table, "text")]
+    if grid is not None:
+        per = task.per
+        mine = df[per].iloc[0] if per in df.columns else None
+        cells = grid[grid[per] == mine] if mine is not None and per in grid.columns else grid
+        lines += ["Grid's best setting, by the same rule:",
+                  results.render(results.best(cells, metric=spec["metric"], per=per, how=spec["how"]), "text")]
+    return "\n".join(lines)

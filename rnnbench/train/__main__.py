@@ -1,8 +1,8 @@
 """Train one model and print its metrics, one line per epoch.
 
-    python -m rnnbench.train classifier --model lstm --lr 0.3 --epochs 2 --subset 2000
-    python -m rnnbench.train classifier --model lstm --save run.pt ...        # checkpoint every epoch
-    python -m rnnbench.train classifier --resume run.pt --final true --epochs 7   # continue on train/test
+    python -m rnnbench.train imdb --model lstm --lr 0.3 --epochs 2 --subset 2000
+    python -m rnnbench.train imdb --model lstm --save run.pt ...        # checkpoint every epoch
+    python -m rnnbench.train imdb --resume run.pt --final true --epochs 7   # continue on train/test
     python -m rnnbench.train grammar --dataset ndfa --epochs 2
 """
 
@@ -15,11 +15,8 @@ from typing import Any
 
 from rnnbench.config import add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError
-from rnnbench.train.autoregressor import GrammarConfig, GrammarRun
-from rnnbench.train.classifier import ClassifierConfig, ClassifierRun
+from rnnbench.tasks import TASKS, get_task
 from rnnbench.train.common import load_checkpoint
-
-TASKS = {"classifier": (ClassifierConfig, ClassifierRun), "grammar": (GrammarConfig, GrammarRun)}
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
@@ -33,7 +30,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 
 
 def train(args: argparse.Namespace) -> None:
-    config_cls, run_cls = TASKS[args.task]
+    task = get_task(args.task)
+    config_cls, run_cls = task.load("config"), task.load("run")
     given = given_config(config_cls, args)
     if args.resume:
         saved = config_cls(**load_checkpoint(args.resume)["config"])
@@ -50,9 +48,9 @@ def train(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rnnbench.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="task", required=True)
-    for task, (config_cls, _) in TASKS.items():
-        command = sub.add_parser(task, help=config_cls.__doc__.splitlines()[0])
-        add_config_args(command, config_cls)
+    for task in TASKS.values():
+        command = sub.add_parser(task.name, help=task.description)
+        add_config_args(command, task.load("config"))
         command.add_argument("--save", help="write a checkpoint here after every epoch")
         command.add_argument("--resume", help="continue from this checkpoint (flags given override its config)")
     args = parser.parse_args(argv)

@@ -26,7 +26,7 @@ from rnnbench.sampling import sample
 from rnnbench.train.common import TrainingRun, load_checkpoint, pick_device, require_positive, seed_everything
 
 
-@dataclass
+@dataclass(frozen=True)
 class GrammarConfig:
     """One grammar trial; the defaults are the study's settings.
 
@@ -66,11 +66,23 @@ class GrammarConfig:
             raise ConfigError(f"unknown batching {self.batching!r}; use 'bucket' or 'random'")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}; pass a non-negative seed")
-        self.temperatures = tuple(float(t) for t in self.temperatures)
+        object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))  # lists from JSON/flags
         if not self.temperatures or min(self.temperatures) < 0:
             raise ConfigError(f"temperatures must be >= 0 and not empty, got {self.temperatures}; e.g. 0 0.5 1")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu or cuda[:N]")
+
+
+    def reported_metrics(self) -> list[str]:
+        """The metrics every epoch reports, for checking an objective before anything runs."""
+        per_t = [f(t) for t in self.temperatures for f in (metrics.synth_acc, metrics.compl_acc)]
+        return [metrics.TRAIN_LOSS_SUM, metrics.LOSS_PER_TOKEN, metrics.GRAD_NORM, *per_t]
+
+
+def load_data(config: GrammarConfig, vocab: tuple[str, ...] | None = None) -> None:
+    """Nothing is shared between trials: each seed draws its own words (cheap, and part of the
+    seed-to-seed variation a sweep measures), so the sweep ships no data through Ray."""
+    return None
 
 
 class GrammarRun(TrainingRun):

@@ -1,0 +1,165 @@
+"""The command line of the grid sweeps: every script in sweeps/ is `main(<task name>)`.
+
+Axes, presets and defaults come from the task's registry entry, the per-trial flags from its
+config dataclass; every check runs before Ray starts, and a problem is one `error:` line, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from typing import Any, NoReturn, Sequence
+
+from rnnbench.config import add_config_args, given_config
+from rnnbench.errors import ConfigError, DataError
+from rnnbench.results import ResultsError
+from rnnbench.tasks import HOWS, Task, get_task
+
+# Fusing members pays on a GPU; on 2 CPU cores running members as separate trials side by side was
+# measured faster (BENCHMARKS.md, "Trial groups"), so CPU runs group nothing by default.
+CPU_GROUPING = "none"
+GPU_GROUPING = "all"
+
+
+class SweepParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one line naming the problem and where to look, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
+
+
+def fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def add_run_args(run: argparse._ArgumentGroup, default_name: str) -> None:
+    """Where and how trials run: the flags every sweep script (grid or search) shares."""
+    run.add_argument("--storage", default="./results", help="results folder, NFS path or URI such as s3://bucket/x (default: ./results)")
+    run.add_argument("--name", default=None, help=f"experiment name inside --storage (default: {default_name})")
+    run.add_argument("--address", default=None, help="Ray cluster host:port (default: $RAY_ADDRESS, else a local Ray on this machine's cores, bound to 127.0.0.1)")
+    run.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs (and torch threads) per trial (default: 1)")
+    run.add_argument("--gpus-per-trial", type=float, default=None,
+                     help="fractions pack several trials on one GPU, e.g. 0.25 (default: the GPUs Ray sees shared evenly "
+                          "among the trials, at least 1/8 each; 0 without a GPU)")
+    run.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once (default: what resources allow)")
+    run.add_argument("--group", choices=("auto", "none", "seeds", "all"), default="auto",
+                     help="members per trial: none (one each), seeds (a setting's seeds together), all (every lr and seed "
+                          f"of a model together); fused into one computation where the task can (default auto: {GPU_GROUPING} "
+                          f"on a GPU, {CPU_GROUPING} on CPUs)")
+    run.add_argument("--resume", action="store_true", help="continue the interrupted experiment --name: finished trials are kept, unfinished ones go on from their last epoch")
+
+
+def keep_private_ray_on_loopback(args: argparse.Namespace) -> None:
+    """Without a cluster address, the sweep's own Ray listens on 127.0.0.1 only and refuses other
+    nodes. Ray reads the variable when it is imported, so this runs before any `import ray`."""
+    if not (args.address or os.environ.get("RAY_ADDRESS")):
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+
+def build_parser(task: Task, doc: str) -> SweepParser:
+    parser = SweepParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    axes = parser.add_argument_group("the grid (every combination runs)")
+    for flag, (field, kind) in task.axes.items():
+        axes.add_argument(f"--{flag}", nargs="+", type=kind, default=None, help=f"default: {' '.join(map(str, task.grid[flag]))}")
+    add_config_args(parser.add_argument_group("every trial's settings"), task.load("config"),
+                    skip=tuple(f for f, _ in task.axes.values()))
+    run = parser.add_argument_group("where and how it runs")
+    run.add_argument("--preset", choices=sorted(task.presets), help="; ".join(f"{k}: {v}" for k, v in task.presets.items()))
+    run.add_argument("--how", choices=HOWS, default=task.objective.how,
+                     help=f"which epoch scores a setting, for the summary's best setting and --confirm (default: {task.objective.how})")
+    add_run_args(run, f"{task.name}_grid, plus _<preset>")
+    if task.confirm:
+        run.add_argument("--confirm", action="store_true", help=task.load("confirm").__doc__.split("\n\n")[0])
+    return parser
+
+
+def main(task_name: str, doc: str, argv: Sequence[str] | None = None) -> int:
+    task = get_task(task_name)
+    args = build_parser(task, doc).parse_args(argv)
+    keep_private_ray_on_loopback(args)
+    try:
+        return run(task, args)
+    except (ConfigError, DataError, ResultsError) as error:
+        fail(str(error))
+
+
+def run(task: Task, args: argparse.Namespace) -> int:
+    """Check everything, start Ray, run or resume the grid, print the summary; the exit code."""
+    # Ray and torch are imported here, not at the top, so --help and bad flags answer at once
+    from ray import tune
+
+    from rnnbench.sweep.grid import grid_members, group_members, run_grid
+    from rnnbench.sweep.runtime import (check_storage, experiment_exists, experiment_path, gpus_per_trial,
+                                        normalize_storage, start_ray, stored_run, write_spec)
+    from rnnbench.sweep.summary import summarize
+    from rnnbench.sweep.trainable import TASK, train_group
+
+    preset = task.presets.get(args.preset or "", {})
+    name = args.name or f"{task.name}_grid" + (f"_{args.preset}" if args.preset else "")
+    storage = normalize_storage(args.storage)
+    path = experiment_path(storage, name)
+    check_resources(args)
+    config_cls = task.load("config")
+    if getattr(args, "confirm", False):
+        check_storage(storage)
+        start_ray(args.address, args.cpus_per_trial, args.gpus_per_trial or 0)
+        resources = {"cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial or 0,
+                     "max_concurrent": args.max_concurrent}
+        return summarize(task.load("confirm")(task, path, args.how, resources, args.resume), task, args.how)
+    resume = False
+    if args.resume:
+        spec, resume = stored_run(path)
+        base, axes, grouping = config_cls(**spec["base"]), spec["axes"], spec["group"]
+    else:
+        axes = {flag: list(getattr(args, flag) or preset.get(flag) or task.grid[flag]) for flag in task.axes}
+        fields = {k: v for k, v in preset.items() if k not in task.axes}
+        base = config_cls(**{**fields, **given_config(config_cls, args)})
+        check_grid(task, base, axes)
+        check_storage(storage)
+        if experiment_exists(path):
+            raise ConfigError(f"experiment {path} already exists; pass --resume to continue it or another --name")
+        grouping = args.group
+    data = task.load("load_data")(base)  # before Ray starts: a data problem fails in seconds
+    start_ray(args.address, args.cpus_per_trial, args.gpus_per_trial or 0)
+    gpus = gpus_per_trial(args.gpus_per_trial)
+    if grouping == "auto":
+        grouping = GPU_GROUPING if gpus > 0 and task.fused else CPU_GROUPING
+    groups = group_members(task, grid_members(task, axes), grouping)
+    if args.gpus_per_trial is None and gpus > 0:
+        gpus = max(gpus / len(groups), 1 / 8) if len(groups) > gpus else 1.0
+    if not resume:
+        write_spec(path, {"task": task.name, "base": dataclasses.asdict(base), "axes": axes, "group": grouping})
+    axis_fields = [field for field, _ in task.axes.values()]
+    shared = {k: v for k, v in dataclasses.asdict(base).items() if k not in axis_fields}
+    param_space = {TASK: task.name, **shared, "members": {"grid_search": groups}}
+    members = sum(len(g) for g in groups)
+    print(f"{members} members in {len(groups)} trials ({grouping} grouped), {args.cpus_per_trial:g} CPUs and "
+          f"{gpus:.3g} GPUs per trial -> {path}", file=sys.stderr, flush=True)
+    objective = task.objective
+    trainable = tune.with_parameters(train_group, data=data, metric=objective.metric, mode=objective.mode, how=args.how)
+    run_grid(trainable, param_space, name=name, storage=storage, metric=objective.metric, mode=objective.mode,
+             epochs=base.epochs, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,
+             max_concurrent=args.max_concurrent, resume=resume)
+    return summarize(path, task, args.how)
+
+
+def check_resources(args: argparse.Namespace) -> None:
+    """Resource flags are checked before anything starts (a 0 or negative value would hang or crash Ray)."""
+    if not args.cpus_per_trial > 0:
+        raise ConfigError(f"--cpus-per-trial must be > 0, got {args.cpus_per_trial:g}")
+    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
+        raise ConfigError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial:g}")
+    if args.max_concurrent is not None and args.max_concurrent < 1:
+        raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+
+
+def check_grid(task: Task, base: Any, axes: dict[str, list]) -> None:
+    """Build every combination's config once, so a bad value fails before Ray starts."""
+    for flag, (field, _) in task.axes.items():
+        if not axes[flag]:
+            raise ConfigError(f"--{flag} is empty; give at least one value")
+        for value in axes[flag]:
+            dataclasses.replace(base, **{field: value})

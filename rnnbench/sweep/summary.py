@@ -1,0 +1,43 @@
+"""The closing report of a sweep (the same tables as `python -m rnnbench.results PATH`) and its
+exit code, by one rule: 0 only when every member finished (a diverged member finished, and is
+reported as such); 130 when the run was interrupted; 1 when any member errored."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import pandas as pd
+
+from rnnbench import results
+from rnnbench.results.cli import report
+from rnnbench.results.columns import default_metric
+from rnnbench.tasks import Task
+
+INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
+ERRORED = 1
+
+
+def summarize(path: str, task: Task, how: str) -> int:
+    """Print per cell (model, lr) the best and final objective over seeds, the best setting per
+    model by the `how` rule and how the models compare; return the exit code."""
+    df = results.load(path)
+    metric = task.objective.metric if task.objective.metric in df.columns else default_metric(df)
+    print(report(df, metric=metric, per=task.per, how=how), end="\n\n")
+    return exit_code(df)
+
+
+def exit_code(df: pd.DataFrame) -> int:
+    """0, INTERRUPTED or ERRORED by the members' statuses, with a line saying how to go on."""
+    status = df.drop_duplicates("trial")["status"]
+    unfinished = int((~status.isin(["finished", "diverged", "errored"])).sum())
+    errored = int((status == "errored").sum())
+    again = shlex.join([sys.executable, *sys.argv, *([] if "--resume" in sys.argv else ["--resume"])])
+    if unfinished:
+        print(f"interrupted: {unfinished} of {len(status)} members unfinished; continue with: {again}", file=sys.stderr)
+        return INTERRUPTED
+    if errored:
+        print(f"error: {errored} of {len(status)} members errored (see error.txt in their trial folders); "
+              f"retry them with: {again}", file=sys.stderr)
+        return ERRORED
+    return 0
