@@ -8,6 +8,7 @@ import csv
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -124,7 +125,7 @@ def test_confirmation_stage_loads_with_test_metrics(tune_storage):
     assert confirm["final"].all() and (confirm["status"] == "finished").all()
     assert confirm["test_acc"].tolist() == pytest.approx([0.80, 0.81])
     row = summary_table(confirm, by=["model", "lr"]).iloc[0]
-    assert row["metric"] == "test_acc" and row["n"] == 2 and row["final_mean"] == pytest.approx(0.805)
+    assert row["metric"] == "test_acc" and row["n"] == 2 and row["mean"] == pytest.approx(0.805)
 
 
 def _mid_run_copy(exp: Path, copy: Path) -> Path:
@@ -204,9 +205,9 @@ def test_bad_paths_give_one_line_errors(tune_storage, tmp_path):
 
 def test_plots_are_written_and_readable(df, tmp_path):
     paths = (learning_curves(df, tmp_path) + lr_grid(df, tmp_path) + temperature_curves(df, tmp_path))
-    assert {p.name for p in paths} == {"curves_val_acc.png", "curves_val_acc.svg",
-                                       "lr_grid_val_acc_final.png", "lr_grid_val_acc_final.svg",
-                                       "temperature_accuracy.png", "temperature_accuracy.svg"}
+    names = ("curves_val_acc", "curves_train_loss", "train_loss_and_val_acc", "lr_grid_val_acc_peak",
+             "temperature_accuracy")
+    assert sorted(p.name for p in paths) == sorted(f"{n}.{ext}" for n in names for ext in ("png", "svg"))
     for path in paths:
         if path.suffix == ".png":
             assert matplotlib.image.imread(path).shape[0] > 100
@@ -241,18 +242,21 @@ def test_cli_prints_tables_and_comparisons_and_exits_2_on_bad_input(tune_storage
                  "--export", str(tmp_path / "rows.csv"), "--export", str(tmp_path / "report.md")])
     out = capsys.readouterr().out
     assert code == 0
-    assert "| model | lr |" in out and "Comparisons:" in out and "lstm" in out
+    assert "| model | lr |" in out and "Comparisons (" in out and "lstm" in out
     assert (tmp_path / "plots" / "curves_val_acc.png").exists() and (tmp_path / "tb").is_dir()
     import pandas as pd
 
     assert len(pd.read_parquet(tmp_path / "rows.parquet")) == len(pd.read_csv(tmp_path / "rows.csv"))
-    assert "Comparisons:" in (tmp_path / "report.md").read_text()
+    assert "Comparisons (" in (tmp_path / "report.md").read_text()
     assert main([path, "--metric", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "available metrics: train_loss, val_acc" in err
 
 
-def test_console_script_is_installed(tune_storage):
+def test_module_list_and_the_console_script_run(tune_storage):
+    done = subprocess.run([sys.executable, "-m", "rnnbench.results", "list", str(tune_storage)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.splitlines()[2].split()[0] == "exp"
     script = Path(sys.executable).parent / "rnnbench-results"
     done = subprocess.run([str(script), str(tune_storage / "exp")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "Best setting per model" in done.stdout
@@ -386,6 +390,15 @@ def test_grouped_trials_read_from_progress_csv_alone(tune_storage, df, tmp_path)
     _same_up_to_groups(load(copy), df)
 
 
+def test_a_grouped_trials_state_last_result_stands_in_for_its_missing_files(tune_storage, tmp_path):
+    copy = _grouped_copy(tune_storage / "exp", tmp_path / "exp")
+    (copy / "group_lstm" / "result.json").unlink()  # what storage holds before the driver syncs it
+    rows = load(copy).query("group == 'group_lstm'")
+    assert sorted(rows["trial"]) == ["lstm_lr0.1_seed0", "lstm_lr0.1_seed1", "lstm_lr0.3_seed0"]
+    assert set(rows["epoch"]) == {EPOCHS} and set(rows["status"]) == {"finished"}
+    assert rows.set_index("trial").loc["lstm_lr0.3_seed0", "val_acc"] == pytest.approx(0.80)
+
+
 def test_everything_downstream_reads_grouped_trials_as_ungrouped(grouped_exp, df, tmp_path):
     grouped = load(grouped_exp)
     pd.testing.assert_frame_equal(best(grouped), best(df))
@@ -396,3 +409,67 @@ def test_everything_downstream_reads_grouped_trials_as_ungrouped(grouped_exp, df
     assert [r.name for r in runs] == [r.name for r in export_tensorboard(df, tmp_path / "tb")]
     plots = learning_curves(grouped, tmp_path / "grouped") + lr_grid(grouped, tmp_path / "grouped")
     assert [p.name for p in plots] == [p.name for p in learning_curves(df, tmp_path) + lr_grid(df, tmp_path)]
+
+
+def test_the_sweeps_spec_file_sets_the_task_and_its_defaults(tune_storage, df, tmp_path):
+    from rnnbench.results.columns import default_metric, default_per
+
+    assert "task" not in df.attrs and default_metric(df) == "val_acc"  # inferred: imdb's objective
+    copy = tmp_path / "exp"
+    shutil.copytree(tune_storage / "exp", copy)
+    (copy / "rnnbench_sweep.json").write_text(json.dumps({"task": "grammar", "base": {}, "axes": {}}))
+    as_grammar = load(copy)
+    assert as_grammar.attrs["task"] == "grammar"
+    assert default_metric(as_grammar) == "synth_acc@t1" and default_per(as_grammar) == "model"  # no dataset column
+
+
+def test_report_fits_120_columns_and_the_cli_lists_every_file_it_wrote(tune_storage, grouped_exp, tmp_path, capsys):
+    from rnnbench.results.cli import report
+
+    for df in (load(tune_storage / "exp"), load(grouped_exp), load(tune_storage / "exp-confirm")):
+        text = report(df, by=["model", "lr"])
+        assert max(map(len, text.splitlines())) <= 120, text
+        for low, high in re.findall(r"\[(-?[\d.]+), (-?[\d.]+)\]", text):  # accuracy CIs
+            assert 0 <= float(low) <= float(high) <= 1
+    plots, tb, rows = tmp_path / "plots", tmp_path / "tb", tmp_path / "rows.csv"
+    assert main([str(tune_storage / "exp"), "--plot", str(plots), "--tensorboard", str(tb), "--export", str(rows)]) == 0
+    out = capsys.readouterr().out
+    printed, _, files = out.partition("\nWrote:\n")
+    assert max(map(len, printed.splitlines())) <= 120
+    listed = {Path(line.strip()) for line in files.splitlines()}
+    assert listed == {rows, tb, *plots.iterdir()} and all(p.exists() for p in listed)
+
+
+def test_list_gives_one_line_per_experiment_folder(tune_storage, tmp_path, capsys):
+    from rnnbench.results.listing import list_experiments
+
+    storage = tmp_path / "storage"
+    shutil.copytree(tune_storage / "exp", storage / "exp")
+    shutil.copytree(tune_storage / "exp-confirm", storage / "exp-confirm")
+    (storage / "exp-confirm" / "rnnbench_sweep.json").write_text(json.dumps({"task": "imdb"}))
+    _grouped_copy(tune_storage / "exp", storage / "grouped")
+    _mid_run_copy(tune_storage / "exp", storage / "midrun")  # every trial pending, nothing reported
+    (storage / "notes").mkdir()  # not an experiment
+    stamp = time.time() - 7200
+    for path in (storage / "exp-confirm").rglob("*"):
+        os.utime(path, (stamp, stamp))
+    table = list_experiments(storage).set_index("experiment")
+    assert list(table.index) == ["exp", "exp-confirm", "grouped", "midrun"]
+    columns = ["task", "state", "done", "running", "errored", "total", "epochs"]
+    assert table.loc["exp", columns].tolist() == ["", "errored", 7, 0, 1, 8, 21]
+    assert table.loc["grouped", columns].tolist() == ["", "errored", 7, 0, 1, 8, 21]  # members, not Ray trials
+    assert table.loc["exp-confirm", columns].tolist() == ["imdb", "finished", 2, 0, 0, 2, 2]
+    assert table.loc["midrun", columns].tolist() == ["", "running", 0, 0, 0, 8, 0]  # files fresh: still running
+    assert table.loc["exp", "planned"] == 24 and math.isnan(table.loc["exp-confirm", "planned"])
+    assert abs(table.loc["exp-confirm", "last_change"].timestamp() - stamp) < 1
+    size = sum(f.stat().st_size for f in (storage / "exp").rglob("*") if f.is_file())
+    assert table.loc["exp", "size_mb"] == pytest.approx(size / 1e6)
+    later = list_experiments(storage, now=time.time() + 3600).set_index("experiment")
+    assert later.loc["midrun", "state"] == "interrupted"
+
+    assert main(["list", str(storage)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("trials = done") and len(lines) == 2 + 4 and max(map(len, lines)) <= 120
+    assert lines[2].split()[:4] == ["exp", "-", "errored", "7/0/1/8"]
+    assert main(["list", str(tune_storage / "exp")]) == 2
+    assert "it is an experiment itself" in capsys.readouterr().err

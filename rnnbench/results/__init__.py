@@ -1,26 +1,33 @@
 """The results layer: Ray Tune experiment folders -> pandas -> statistics, tables, plots,
 TensorBoard. Reads files only (no torch, no live Ray), so it works on finished, running,
-interrupted, copied and remote experiments.
+interrupted, copied and remote experiments, grouped trials included (one row set per member).
+Metric, compared column and epoch rule default to the task's (rnnbench.tasks).
 
     df = load("~/ray_results/imdb")                     # one row per (trial, epoch)
-    aggregate(df, by=("model", "lr", "epoch"))           # n, mean, std, sem, CI, quartiles ...
-    best(df, metric="val_acc", per="model")              # Table 1 with uncertainty
-    print(compare(df, "lstm", "elman", "val_acc"))       # Welch p, CI, P(lstm > elman)
-    print(render(summary_table(df), "markdown"))
+    aggregate(df, by=("model", "lr", "epoch"))           # n, mean, std, CI, median, IQR ...
+    best(df)                                             # Table 1: best lr per model, with uncertainty
+    print(compare(df, "lstm", "elman").sentence())       # Welch p, CI, P(lstm > elman), settings named
+    print(render(summary_table(df)))                     # every cell at the task's epoch rule
+    list_experiments("~/ray_results")                    # what a storage folder holds
 """
 
-from rnnbench.results.compare import Comparison, compare, compare_values, probability_of_improvement
+from rnnbench.results.compare import (Comparison, compare, compare_values, comparisons,
+                                      probability_of_improvement, welch)
 from rnnbench.results.errors import ResultsError, ResultsWarning
-from rnnbench.results.load import STATUSES, load
-from rnnbench.results.plots import learning_curves, lr_grid, temperature_curves
-from rnnbench.results.report import display, markdown, render, write_frame
-from rnnbench.results.stats import aggregate, bootstrap_interval, t_interval
-from rnnbench.results.table import best, per_trial, summary_table
+from rnnbench.results.listing import list_experiments, render_listing
+from rnnbench.results.load import STATUSES, load, trial_overview
+from rnnbench.results.plots import (curves_figure, learning_curves, lr_figure, lr_grid, pair_figure,
+                                    temperature_curves, temperature_figure)
+from rnnbench.results.report import caption, display, markdown, render, write_frame
+from rnnbench.results.stats import aggregate, bootstrap_interval, bounded_t_interval, t_interval
+from rnnbench.results.table import best, cells_at_epoch, per_trial, summary_table
 from rnnbench.results.tensorboard import export_tensorboard
 
 __all__ = [
-    "Comparison", "ResultsError", "ResultsWarning", "STATUSES", "aggregate", "best",
-    "bootstrap_interval", "compare", "compare_values", "display", "export_tensorboard",
-    "learning_curves", "load", "lr_grid", "markdown", "per_trial", "probability_of_improvement",
-    "render", "summary_table", "t_interval", "temperature_curves", "write_frame",
+    "Comparison", "ResultsError", "ResultsWarning", "STATUSES", "aggregate", "best", "bootstrap_interval",
+    "bounded_t_interval", "caption", "cells_at_epoch", "compare", "compare_values", "comparisons",
+    "curves_figure", "display", "export_tensorboard", "learning_curves", "list_experiments", "load",
+    "lr_figure", "lr_grid", "markdown", "pair_figure", "per_trial", "probability_of_improvement", "render",
+    "render_listing", "summary_table", "t_interval", "temperature_curves", "temperature_figure",
+    "trial_overview", "welch", "write_frame",
 ]

@@ -1,7 +1,15 @@
-"""Which columns of a loaded frame are ids, config, Ray bookkeeping or metrics, and which way is "better".
+"""Which columns of a loaded frame are ids, config, Ray bookkeeping or metrics, which way is
+"better", and the task-aware defaults (metric, compared column, epoch rule).
 
 `load` records the roles in `df.attrs`; frames built by hand (tests, notebooks) fall back to
 inference, so every function accepts both.
+
+Defaults come from the task registry (`rnnbench.tasks`, torch-free), by one rule: the frame's task
+is the one its sweep recorded in the experiment's spec file (`df.attrs["task"]`), else the first
+registered task whose objective metric the frame holds. The default metric is that objective's
+metric, or for a confirmation stage (test_acc, no val_acc) its `test_` counterpart; the compared
+column is the task's `per`; the epoch rule its `how`. A frame of no known task falls back to its
+first metric, its first varying setting and "peak".
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import pandas as pd
 
 from rnnbench import metrics as m
 from rnnbench.results.errors import ResultsError
+from rnnbench.tasks import TASKS, Task
 
 # `trial` is one trained model; `group` the Ray trial folder that trained it (the same folder
 # for the members of a grouped trial, else the trial itself).
@@ -41,17 +50,42 @@ STATUS_ERRORED = "errored"
 
 
 def higher_is_better(metric: str) -> bool:
-    """Direction of a metric, so `best` and `compare` know whether a peak is a max or a min."""
+    """Direction of a metric, so `best` and `compare` know whether a peak is a max or a min: the
+    registry's mode for a task's objective metric (and its test_ counterpart), else by name
+    (losses, seconds and gradient norms are lower-is-better)."""
+    for task in TASKS.values():
+        if metric in _objective_candidates(task):
+            return task.objective.mode == "max"
     return "loss" not in metric and metric not in _LOWER_IS_BETTER
 
 
 def unit(metric: str) -> str:
     """The unit a metric's numbers are in, for table headers and axis labels."""
+    if metric.startswith(("synth_acc", "compl_acc")):
+        return "fraction valid"
     if "acc" in metric:
         return "fraction correct"
     if "loss" in metric:
         return "nats" if metric != "train_loss_sum" else "nats, summed over batches"
     return {"epoch_s": "s", "tokens_per_s": "tokens/s", "grad_norm": "L2 norm"}.get(metric, "")
+
+
+def bounds(metric: str) -> tuple[float, float]:
+    """The range a metric's values (and so its mean) cannot leave: [0, 1] for accuracies and
+    other shares, [0, inf) for losses, norms, times and rates; unbounded otherwise."""
+    if "acc" in metric:
+        return 0.0, 1.0
+    if "loss" in metric or metric in (m.GRAD_NORM, m.EPOCH_S, m.TOKENS_PER_S):
+        return 0.0, float("inf")
+    return float("-inf"), float("inf")
+
+
+def epoch_rule(how: str, metric: str) -> str:
+    """How the chosen epoch is named in headers and sentences: "peak" (best of an accuracy),
+    "lowest" (best of a loss) or "final"."""
+    if how == "final":
+        return "final"
+    return "peak" if higher_is_better(metric) else "lowest"
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:
@@ -92,12 +126,31 @@ def setting_columns(df: pd.DataFrame, include: Iterable[str] = ()) -> list[str]:
     return out
 
 
+def _objective_candidates(task: Task) -> list[str]:
+    """The task's objective metric, then the confirmation stage's name for it (val_ -> test_)."""
+    metric = task.objective.metric
+    return [metric] + (["test_" + metric[len("val_"):]] if metric.startswith("val_") else [])
+
+
+def _reported(df: pd.DataFrame, name: str) -> bool:
+    return name in df.columns and bool(df[name].notna().any())
+
+
+def task_of(df: pd.DataFrame) -> Task | None:
+    """The frame's task: the one its sweep recorded, else the first registered task whose
+    objective metric (or test_ counterpart) the frame holds; None if none does."""
+    recorded = df.attrs.get("task")
+    if recorded in TASKS:
+        return TASKS[recorded]
+    return next((t for t in TASKS.values() if any(_reported(df, c) for c in _objective_candidates(t))), None)
+
+
 def default_per(df: pd.DataFrame) -> str:
-    """The column whose values are compared: `model` (IMDB), else `dataset` (grammars), else the
-    first setting that varies."""
-    for name in ("model", "dataset"):
-        if name in df.columns:
-            return name
+    """The column whose values are compared: the task's `per` (model for IMDB, dataset for the
+    grammars), else the first setting that varies."""
+    task = task_of(df)
+    if task is not None and task.per in df.columns:
+        return task.per
     settings = setting_columns(df)
     if not settings:
         raise ResultsError("no config column varies across trials, so there is nothing to compare; "
@@ -106,14 +159,23 @@ def default_per(df: pd.DataFrame) -> str:
 
 
 def default_metric(df: pd.DataFrame) -> str:
-    """Validation accuracy for a sweep, test accuracy for a confirmation stage, else loss."""
-    for name in (m.VAL_ACC, m.TEST_ACC, m.LOSS_PER_TOKEN, m.VAL_LOSS, m.TRAIN_LOSS):
-        if name in df.columns and df[name].notna().any():
-            return name
+    """The task's objective metric (val_acc for IMDB, test_acc for its confirmation stage,
+    synth_acc@t1 for the grammars), else the frame's first metric."""
+    task = task_of(df)
+    if task is not None:
+        found = next((c for c in _objective_candidates(task) if _reported(df, c)), None)
+        if found:
+            return found
     available = metric_columns(df)
     if not available:
         raise ResultsError(f"the results hold no metric; columns: {', '.join(map(str, df.columns))}")
     return available[0]
+
+
+def default_how(df: pd.DataFrame) -> str:
+    """The task's epoch rule (peak or final) for scoring a seed-mean curve; peak if no task."""
+    task = task_of(df)
+    return task.objective.how if task is not None else "peak"
 
 
 def require_columns(df: pd.DataFrame, names: Sequence[str], what: str = "column") -> list[str]:

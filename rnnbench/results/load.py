@@ -36,6 +36,10 @@ _CONFIG_FIRST = ("model", "dataset", "lr", "seed")  # params.json sorts keys; th
 MEMBERS = "members"  # config and result key of a grouped trial (see _members)
 STATUSES = ("finished", "running", "pending", "paused", "errored", "diverged", "unknown")
 
+# Written into the experiment folder by the sweeps (rnnbench.sweep.runtime.write_spec, which
+# imports Ray, so the name is repeated here): {"task": "imdb" | "grammar", ...}.
+SPEC_FILE = "rnnbench_sweep.json"
+
 # Metrics in the order tables and plots should show them; other reported keys follow, sorted.
 _METRIC_ORDER = (m.TRAIN_LOSS, m.TRAIN_LOSS_SUM, m.TRAIN_ACC, m.VAL_LOSS, m.VAL_ACC, m.TEST_LOSS,
                  m.TEST_ACC, m.LOSS_PER_TOKEN, m.GRAD_NORM, m.EPOCH_S, m.TOKENS_PER_S)
@@ -87,10 +91,43 @@ def load(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
     everything downstream then treats members exactly like ungrouped trials. A trial with no reported epoch
     yet keeps one row with epoch <NA>, so it is still counted. If an epoch was reported twice
     (a trial resumed from an older checkpoint), the later report wins.
-    `df.attrs` records which columns are config and which are metrics.
+    `df.attrs` records which columns are config and which are metrics, and `task` when the
+    experiment's spec file (SPEC_FILE, written by the sweeps) names it.
     Reads run on `threads` threads, since remote stores (and even local disks) serve files in
     parallel; JSON lines are parsed a whole file at a time.
     """
+    fs, root, trials = _read_experiment(path, filesystem, threads)
+    if not any(t.rows for t in trials):
+        raise ResultsError(f"experiment {path} is empty: {len(trials)} trial(s), none has reported "
+                           "an epoch yet (a running sweep's driver syncs result.json to storage "
+                           "only every few minutes)")
+    df = _to_frame(trials, experiment=posixpath.basename(root.rstrip("/")))
+    task = read_task(fs, posixpath.join(root, SPEC_FILE))
+    if task is not None:
+        df.attrs["task"] = task
+    return df
+
+
+def trial_overview(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
+                   threads: int = 8) -> pd.DataFrame:
+    """One row per trial (grouped trials as their members, as in `load`): `trial`, `group`,
+    `status`, `epochs` (distinct epochs reported) and `planned` (the config's `epochs`, <NA> if
+    none). Unlike `load` it also answers for an experiment none of whose trials has reported."""
+    _, _, trials = _read_experiment(path, filesystem, threads)
+    return pd.DataFrame({
+        "trial": [t.name for t in trials],
+        "group": [t.dirname for t in trials],
+        "status": [_status(t) for t in trials],
+        "epochs": [len(_epochs(t)) for t in trials],
+        "planned": pd.array([t.config.get("epochs") if isinstance(t.config.get("epochs"), int) else None
+                             for t in trials], dtype="Int64"),
+    })
+
+
+def _read_experiment(path: str | os.PathLike, filesystem: pafs.FileSystem | None,
+                     threads: int) -> tuple[pafs.FileSystem, str, list[_Trial]]:
+    """The filesystem, the folder, and every trial in it (grouped trials as their members,
+    sorted by name); ResultsError if the folder is missing or holds no trial."""
     fs, root = open_experiment(path, filesystem)
     info = fs.get_file_info(root)
     if info.type == pafs.FileType.NotFound:
@@ -104,12 +141,21 @@ def load(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
     trials = [t for t in trials if t.found or t.state is not None]
     if not trials:
         raise ResultsError(_not_an_experiment(fs, path, listing))
-    if not any(t.rows for t in trials):
-        raise ResultsError(f"experiment {path} is empty: {len(trials)} trial(s), none has reported "
-                           "an epoch yet (a running sweep's driver syncs result.json to storage "
-                           "only every few minutes)")
-    members = sorted((member for t in trials for member in _members(t)), key=lambda t: t.name)
-    return _to_frame(members, experiment=posixpath.basename(root.rstrip("/")))
+    return fs, root, sorted((member for t in trials for member in _members(t)), key=lambda t: t.name)
+
+
+def read_task(fs: pafs.FileSystem, path: str) -> str | None:
+    """The task the sweep recorded in its spec file (defaults then follow the task registry);
+    None if there is no spec (e.g. an experiment run with Ray Tune directly)."""
+    data = _read_optional(fs, path)
+    if data is None:
+        return None
+    try:
+        task = json.loads(data).get("task")
+    except (ValueError, AttributeError) as exc:
+        warnings.warn(f"{path}: unreadable ({exc}); defaults inferred from the columns", ResultsWarning, stacklevel=3)
+        return None
+    return task if isinstance(task, str) else None
 
 
 def _discover(fs: pafs.FileSystem, root: str, listing: list[pafs.FileInfo]) -> list[_Trial]:
@@ -302,16 +348,28 @@ def _not_an_experiment(fs: pafs.FileSystem, path: str | os.PathLike,
             f"folder with params.json, result.json or progress.csv){hint}")
 
 
-def _trial_status(trial: _Trial, diverged: bool, max_epoch: float, done: bool) -> str:
-    """Ray's recorded status when there is one; otherwise what the files imply."""
-    if diverged:
+def _epochs(trial: _Trial) -> set[int]:
+    """The distinct epochs a trial reported (Ray's training_iteration where no epoch was sent)."""
+    found = set()
+    for row in trial.rows:
+        epoch = row.get(m.EPOCH, row.get("training_iteration"))
+        if isinstance(epoch, (int, float)) and not (isinstance(epoch, float) and math.isnan(epoch)):
+            found.add(int(epoch))
+    return found
+
+
+def _status(trial: _Trial) -> str:
+    """"diverged" if any report says so; else Ray's recorded status when there is one; else what
+    the files imply: an error file, or a last report marked done or reaching the config's epochs."""
+    if any(row.get(m.DIVERGED) == True for row in trial.rows):  # == also matches numpy and pandas bools
         return "diverged"
     if trial.state is not None and trial.state.get("status") in _RAY_STATUS:
         return _RAY_STATUS[trial.state["status"]]
     if trial.has_error_file:
         return "errored"
     epochs = trial.config.get("epochs")
-    if done or (isinstance(epochs, (int, float)) and max_epoch >= epochs):
+    done = any(row.get("done") == True for row in trial.rows)
+    if done or (isinstance(epochs, (int, float)) and max(_epochs(trial), default=0) >= epochs):
         return "finished"
     return "unknown"
 
@@ -331,9 +389,6 @@ def _to_frame(trials: list[_Trial], experiment: str) -> pd.DataFrame:
     frame[m.EPOCH] = pd.to_numeric(frame[m.EPOCH]).astype("Int64")
     frame = frame.drop_duplicates(subset=["_t", m.EPOCH], keep="last")
     frame[m.DIVERGED] = frame[m.DIVERGED].eq(True) if m.DIVERGED in frame else False
-    diverged = frame.groupby("_t")[m.DIVERGED].any()
-    max_epoch = frame.groupby("_t")[m.EPOCH].max()
-    done = (frame["done"] if "done" in frame else frame[m.DIVERGED] & False).eq(True).groupby(frame["_t"]).any()
 
     reported = [c for c in frame.columns if c != "_t"]
     configs = [_flatten(t.config) for t in trials]
@@ -346,8 +401,7 @@ def _to_frame(trials: list[_Trial], experiment: str) -> pd.DataFrame:
         "trial": [t.name for t in trials],
         "group": [t.dirname for t in trials],
         "trial_id": [f"{rid}/{t.member}" if t.member else rid for rid, t in zip(ray_ids, trials)],
-        "status": [_trial_status(t, bool(diverged[i]), max_epoch[i], bool(done[i]))
-                   for i, t in enumerate(trials)],
+        "status": [_status(t) for t in trials],
         "error": [t.error for t in trials],
     })
     config = pd.DataFrame.from_records(configs, index=range(len(trials)))

@@ -1,19 +1,27 @@
-"""The study's tables: the best learning rate per model (Table 1, with uncertainty) and the
-per-cell summary a sweep prints, plus a renderer to text, Markdown or CSV."""
+"""The study's tables: every grid cell scored by one epoch rule (the summary a sweep prints), the
+best setting per model (Table 1, with uncertainty), and each trial's own best and final value.
+
+One rule, `how`, picks the epoch everywhere (here, in `compare`, and in the sweeps' confirmation
+stage): "peak" = the best epoch of a cell's seed-mean curve, "final" = its last epoch. All seeds
+of a cell are then read at that same epoch; letting each seed pick its own best epoch would
+report the luckiest epoch of every seed, a number no single training run delivers.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
 from rnnbench import metrics as m
-from rnnbench.results.columns import (ID_COLUMNS, config_columns, default_metric, default_per,
+from rnnbench.results.columns import (ID_COLUMNS, config_columns, default_how, default_metric, default_per,
                                       higher_is_better, require_columns, require_metrics,
                                       setting_columns)
 from rnnbench.results.errors import ResultsError
 from rnnbench.results.stats import _check_options, _diverged_rows, aggregate
+
+# Statistics of the chosen epoch that a cell row carries (n_chance only with a chance_acc column).
+_PICKED = ("mean", "std", "ci_low", "ci_high", "median", "q25", "q75", "iqr", "n", "n_chance")
 
 
 def _settings(df: pd.DataFrame, per: str | None, by: Sequence[str] | None) -> list[str]:
@@ -34,52 +42,68 @@ def _default_loss(df: pd.DataFrame) -> str | None:
     return None
 
 
-def best(df: pd.DataFrame, metric: str | None = None, per: str | None = None, how: str = "peak",
+def _check_how(how: str) -> None:
+    if how not in ("peak", "final"):
+        raise ResultsError(f"how must be 'peak' or 'final', not {how!r}")
+
+
+def cells_at_epoch(df: pd.DataFrame, metric: str, cells: list[str], how: str, ci: float = 0.95,
+                   diverged: str = "exclude", loss: str | None = None) -> pd.DataFrame:
+    """One row per grid cell: the epoch `how` picks on the cell's seed-mean curve, the seeds'
+    statistics at that epoch (mean, std, CI, median, quartiles, IQR, n, n_chance), the cell's
+    trial counts, and the mean `loss` at the cell's last epoch as `final_<loss>`."""
+    _check_how(how)
+    metrics = [metric] + ([loss] if loss and loss != metric else [])
+    agg = aggregate(df, by=[*cells, m.EPOCH], metrics=metrics, diverged=diverged, ci=ci)
+    curves = agg[(agg["metric"] == metric) & agg["n"].gt(0) & agg["mean"].notna()]
+    if curves.empty:
+        raise ResultsError(f"no trial has a finite {metric} to rank")
+    curves = curves.sort_values([*cells, m.EPOCH])
+    if how == "peak":
+        sign = 1 if higher_is_better(metric) else -1
+        picked = curves.loc[(sign * curves["mean"]).groupby([curves[c] for c in cells]).idxmax()]
+    else:
+        picked = curves.groupby(cells, sort=True).tail(1)
+    out = picked[[*cells, m.EPOCH, *[c for c in _PICKED if c in picked]]].set_index(cells)
+    out = out.join(_trial_counts(df, cells))
+    if loss:
+        losses = agg[(agg["metric"] == loss) & agg["n"].gt(0)].sort_values(m.EPOCH)
+        out[f"final_{loss}"] = losses.groupby(cells)["mean"].last()
+    out = out.reset_index()
+    out.insert(len(cells), "metric", metric)
+    out.attrs = {"ci": ci, "ci_method": agg.attrs["ci_method"][metric], "how": how, "metric": metric,
+                 "cells": cells}
+    return out
+
+
+def best(df: pd.DataFrame, metric: str | None = None, per: str | None = None, how: str | None = None,
          by: Sequence[str] | None = None, ci: float = 0.95, diverged: str = "exclude",
          loss: str | None = None) -> pd.DataFrame:
     """Per `per` value (model), the setting (lr) with the best mean `metric` across seeds.
 
-    The seed-mean curve of each cell is taken per epoch; `how="peak"` scores a cell by its best
-    epoch, `how="final"` by its last. The row holds that epoch's mean, std, CI and n, the
-    cell's trial counts, and the mean final `loss` (train_loss by default) at the last epoch.
-    A cell in which any seed diverged is only chosen if every cell of that model diverged:
-    a learning rate that blows up for some seeds is not a setting to recommend, however good
-    its survivors look. `n_diverged` shows it either way.
+    Every cell is scored by `cells_at_epoch` (`how="peak"`: the best epoch of its seed-mean
+    curve, `how="final"`: its last) and the best-scoring cell of each model is kept, with that
+    epoch's mean, std, CI, median, IQR and n, the cell's trial counts, and the mean final `loss`
+    (train_loss by default). A cell in which any seed diverged is only chosen if every cell of
+    that model diverged: a learning rate that blows up for some seeds is not a setting to
+    recommend, however good its survivors look. `n_diverged` shows it either way. Metric, per
+    and how default to the task's (see columns.py).
     """
-    if how not in ("peak", "final"):
-        raise ResultsError(f"how must be 'peak' or 'final', not {how!r}")
+    how = how or default_how(df)
+    _check_how(how)
     metric = metric or default_metric(df)
     per = per or default_per(df)
     loss = loss if loss is not None else _default_loss(df)
     cells = _settings(df, per, by)
     require_metrics(df, [metric] + ([loss] if loss else []))
-    agg = aggregate(df, by=[*cells, m.EPOCH], metrics=[metric] + ([loss] if loss and loss != metric else []),
-                    diverged=diverged, ci=ci)
-    trial_counts = _trial_counts(df, cells)
-    curves = agg[(agg["metric"] == metric) & agg["n"].gt(0) & agg["mean"].notna()]
-    if curves.empty:
-        raise ResultsError(f"no trial has a finite {metric} to rank")
-    sign = 1 if higher_is_better(metric) else -1
-    rows = []
-    for key, curve in curves.groupby(cells, sort=True):
-        curve = curve.sort_values(m.EPOCH)
-        pick = curve.loc[(sign * curve["mean"]).idxmax()] if how == "peak" else curve.iloc[-1]
-        row = pick[[*cells, m.EPOCH, "mean", "std", "ci_low", "ci_high", "n"]].to_dict()
-        row.update(trial_counts.loc[key if len(cells) > 1 else key[0]].to_dict())
-        if loss:
-            last = agg[(agg["metric"] == loss) & agg["n"].gt(0)]
-            last = last.merge(curve[cells].head(1), on=cells)
-            row[f"final_{loss}"] = last.sort_values(m.EPOCH)["mean"].iloc[-1] if len(last) else np.nan
-        row["score"] = sign * row["mean"]
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    table["eligible"] = table["n_diverged"].eq(0)
-    table["eligible"] |= ~table.groupby(per)["eligible"].transform("any")
-    chosen = (table[table["eligible"]].sort_values("score", ascending=False)
+    table = cells_at_epoch(df, metric, cells, how, ci, diverged, loss)
+    score = (1 if higher_is_better(metric) else -1) * table["mean"]
+    eligible = table["n_diverged"].eq(0)
+    eligible |= ~eligible.groupby(table[per]).transform("any")
+    chosen = (table[eligible].assign(_score=score[eligible]).sort_values("_score", ascending=False)
               .drop_duplicates(per).sort_values(per))
-    out = chosen.drop(columns=["score", "eligible"]).reset_index(drop=True)
-    out.insert(len(cells), "metric", metric)
-    out.attrs = {"ci": ci, "how": how, "metric": metric, "per": per, "cells": cells}
+    out = chosen.drop(columns="_score").reset_index(drop=True)
+    out.attrs = {**table.attrs, "per": per}
     return out
 
 
@@ -94,7 +118,7 @@ def _trial_counts(df: pd.DataFrame, cells: list[str]) -> pd.DataFrame:
 
 def per_trial(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     """Each trial's best epoch value (`best`) and last reported value (`final`) of `metric`,
-    with its config and status: the numbers a seed contributes to a summary."""
+    with its config and status: the numbers a seed contributes on its own."""
     require_metrics(df, [metric])
     values = df.groupby("trial", sort=False)[metric]
     head = df.drop_duplicates("trial").set_index("trial")
@@ -104,31 +128,24 @@ def per_trial(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return out.reset_index()
 
 
-def summary_table(df: pd.DataFrame, metric: str | None = None, by: Sequence[str] | None = None,
-                  ci: float = 0.95) -> pd.DataFrame:
-    """The table a sweep prints: per grid cell (model × lr), over seeds, the mean ± std and CI of
-    each seed's best-epoch and final `metric`, n, and how many seeds diverged or errored.
+def summary_table(df: pd.DataFrame, metric: str | None = None, how: str | None = None,
+                  by: Sequence[str] | None = None, ci: float = 0.95, per: str | None = None) -> pd.DataFrame:
+    """The table a sweep prints: every grid cell (model × lr) at the epoch `how` picks on its
+    seed-mean curve, by the same rule `best` and `compare` use, with the seeds' mean, std, CI,
+    median, IQR, n, how many seeds sat at chance level, diverged or errored, and the final
+    training loss.
 
     Diverged seeds are left out of the numbers and counted in `n_diverged` (see stats.py).
+    Cells are the `by` columns, else the varying settings with `per` (default: the task's) first.
     Render with `render(summary_table(df))`.
     """
     _check_options("exclude", ci)
     metric = metric or default_metric(df)
-    cells = _settings(df, next((c for c in ("model", "dataset") if c in df.columns), None), by)
+    how = how or default_how(df)
+    if by is None:
+        per = per or default_per(df)
+    cells = _settings(df, per, by)
     if not cells:
         raise ResultsError("no config column varies across trials; pass by=[...] to group")
-    trials = per_trial(df, metric)
-    agg = aggregate(trials, by=cells, metrics=["best", "final"], ci=ci)
-    wide = agg.pivot_table(index=cells, columns="metric",
-                           values=["mean", "std", "ci_low", "ci_high", "n"], dropna=False)
-    out = pd.DataFrame(index=wide.index)
-    first = agg.drop_duplicates(cells).set_index(cells)
-    out["n"] = wide[("n", "final")].astype(int)
-    for kind in ("best", "final"):
-        for stat in ("mean", "std", "ci_low", "ci_high"):
-            out[f"{kind}_{stat}"] = wide[(stat, kind)]
-    out[["n_diverged", "n_errored"]] = first[["n_diverged", "n_errored"]]
-    out = out.reset_index()
-    out.insert(len(cells), "metric", metric)
-    out.attrs = {"ci": ci, "metric": metric}
-    return out
+    require_metrics(df, [metric])
+    return cells_at_epoch(df, metric, cells, how, ci, loss=_default_loss(df))
