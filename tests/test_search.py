@@ -69,7 +69,8 @@ def test_the_studys_values_are_the_seed_means_from_results_load(searched):
 def test_killed_search_resumes_to_every_epoch_once(tmp_path):
     """10 cycles of SIGKILL to the driver's process group at random points, each followed by
     --resume; then every member has each epoch exactly once and Optuna holds the seed-means."""
-    args = [*SMALL, "--epochs", "3", "--budget", "5", "--pruner", "none", "--max-concurrent", "1",
+    # epochs long enough (n 15,000) that most kills land mid-run, not after the search is done
+    args = [*SMALL, "--n", "15000", "--epochs", "3", "--budget", "6", "--pruner", "none", "--max-concurrent", "1",
             "--storage", str(tmp_path), "--name", "k"]
     path, rng = tmp_path / "k", random.Random(0)
     kills = 0
@@ -82,7 +83,7 @@ def test_killed_search_resumes_to_every_epoch_once(tmp_path):
         while driver.poll() is None and reported_lines(path) <= before and time.monotonic() < deadline:
             time.sleep(0.1)
         try:  # then a random point in the next stretch of work: a report, a checkpoint, a state write
-            driver.wait(timeout=rng.uniform(0, 1))
+            driver.wait(timeout=rng.uniform(0, 0.5))
         except subprocess.TimeoutExpired:
             os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray it started, nothing else
             kills += 1
@@ -92,10 +93,10 @@ def test_killed_search_resumes_to_every_epoch_once(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert kills >= 8  # (nearly) every cycle really was interrupted
     df = results.load(path)
-    assert len(df.drop_duplicates("group")) == 5 and set(df["status"]) == {"finished"}
+    assert len(df.drop_duplicates("group")) == 6 and set(df["status"]) == {"finished"}
     assert all(sorted(epochs) == [1, 2, 3] for _, epochs in df.groupby("trial")["epoch"])
-    assert len(df) == 5 * 2 * 3  # configurations x seeds x epochs: none lost, none repeated
-    assert_seed_means_told(path, 5)
+    assert len(df) == 6 * 2 * 3  # configurations x seeds x epochs: none lost, none repeated
+    assert_seed_means_told(path, 6)
 
 
 def reported_lines(path: Path) -> int:
