@@ -15,6 +15,9 @@ from rnnbench import metrics as M
 from rnnbench.errors import ConfigError
 
 HOWS = ("peak", "final")  # score a seed-mean curve by its best epoch or by its last
+# A member's key naming the checkpoint of an earlier experiment it continues (a confirmation
+# stage): it tells repetitions apart and never defines a grid cell, like the seed.
+RESTORE_FROM = "restore_from"
 
 
 @dataclass(frozen=True)

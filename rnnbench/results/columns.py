@@ -20,7 +20,7 @@ import pandas as pd
 
 from rnnbench import metrics as m
 from rnnbench.results.errors import ResultsError
-from rnnbench.tasks import TASKS, Task
+from rnnbench.tasks import RESTORE_FROM, TASKS, Task
 
 # `trial` is one trained model; `group` the Ray trial folder that trained it (the same folder
 # for the members of a grouped trial, else the trial itself).
@@ -43,7 +43,7 @@ _LOWER_IS_BETTER = (m.EPOCH_S, m.GRAD_NORM)
 SEED = "seed"
 # Config values that tell the repetitions of one setting apart, so they never define a cell:
 # the seed, and the first-stage checkpoint a confirmation trial continues.
-PER_TRIAL = (SEED, "restore_from")
+PER_TRIAL = (SEED, RESTORE_FROM)
 
 STATUS_DIVERGED = "diverged"
 STATUS_ERRORED = "errored"

@@ -19,7 +19,7 @@ from scipy import stats as sps
 from rnnbench import metrics as m
 from rnnbench.results.columns import default_how, default_metric, default_per, epoch_rule, higher_is_better
 from rnnbench.results.errors import ResultsError
-from rnnbench.results.stats import _diverged_rows
+from rnnbench.results.stats import diverged_rows
 from rnnbench.results.table import best
 
 MIN_SEEDS_PROBABILITY = 3  # below this many seeds a side, P(A > B) takes 1 to 3 values: no interval
@@ -206,7 +206,7 @@ def compare(df: pd.DataFrame, a: str, b: str, metric: str | None = None, per: st
         row = table[table[per].astype(str) == name].iloc[0]
         mask = np.logical_and.reduce([df[c].astype(str) == str(row[c]) for c in cells])
         cell = df[mask]
-        diverged = _diverged_rows(cell)
+        diverged = diverged_rows(cell)
         at_epoch = cell[~diverged & cell[m.EPOCH].eq(row[m.EPOCH])]
         samples.append(at_epoch[metric].dropna().to_numpy())
         dropped.append(int(cell.loc[diverged, "trial"].nunique()))

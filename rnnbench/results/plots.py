@@ -32,11 +32,19 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from rnnbench import metrics as m  # noqa: E402
-from rnnbench.results.columns import (bounds, default_how, default_metric, default_per, epoch_rule,  # noqa: E402
-                                      require_columns, require_metrics, unit)
+from rnnbench.results.columns import (  # noqa: E402
+    bounds,
+    default_how,
+    default_metric,
+    default_per,
+    epoch_rule,
+    require_columns,
+    require_metrics,
+    unit,
+)
 from rnnbench.results.errors import ResultsError  # noqa: E402
 from rnnbench.results.stats import aggregate, ci_method  # noqa: E402
-from rnnbench.results.table import _default_loss, _settings, best, cells_at_epoch  # noqa: E402
+from rnnbench.results.table import best, cell_columns, cells_at_epoch, default_loss  # noqa: E402
 
 _TEMPERATURE = re.compile(r"^(synth|compl)_acc@t(.+)$")
 _KINDS = {"synth": "valid samples from .start", "compl": "valid completions of held-out halves"}
@@ -144,7 +152,7 @@ def curves_figure(df: pd.DataFrame, metric: str | None = None, per: str | None =
     metric = metric or default_metric(df)
     per = per or default_per(df)
     require_metrics(df, [metric])
-    cells = _settings(df, per, None)
+    cells = cell_columns(df, per, None)
     inner = [c for c in cells if c != per]
     panels = sorted(df[per].dropna().unique(), key=str)
     keys = sorted({tuple(k) for k in df[inner].drop_duplicates().itertuples(index=False)}) if inner else [()]
@@ -202,7 +210,7 @@ def pair_figure(df: pd.DataFrame, metric: str | None = None, loss: str | None = 
     metric = metric or default_metric(df)
     per = per or default_per(df)
     how = how or default_how(df)
-    loss = loss or _default_loss(df)
+    loss = loss or default_loss(df)
     if loss is None:
         raise ResultsError("no loss column (train_loss, loss_per_token, val_loss, test_loss) to plot next to "
                            f"{metric}")
@@ -251,7 +259,7 @@ def learning_curves(df: pd.DataFrame, out_dir: str | os.PathLike, metric: str | 
     """Writes curves_<metric> and curves_<loss> (`curves_figure`: the whole grid, one panel per
     model) and <loss>_and_<metric> (`pair_figure`: each model's best setting); returns the files."""
     metric = metric or default_metric(df)
-    loss = _default_loss(df)
+    loss = default_loss(df)
     paths = _save(curves_figure(df, metric, per, ci, seeds), out_dir, f"curves_{metric}")
     if loss and loss != metric:
         paths += _save(curves_figure(df, loss, per, ci, seeds), out_dir, f"curves_{loss}")
@@ -273,7 +281,7 @@ def lr_figure(df: pd.DataFrame, metric: str | None = None, per: str | None = Non
     per = per or default_per(df)
     how = how or default_how(df)
     require_columns(df, [lr], "column")
-    cells = _settings(df, per, None)
+    cells = cell_columns(df, per, None)
     cells = [per, lr] + [c for c in cells if c not in (per, lr)]
     table = cells_at_epoch(df, metric, cells, how, ci)
     names = sorted(table[per].unique(), key=str)
@@ -338,7 +346,7 @@ def temperature_figure(df: pd.DataFrame, per: str | None = None, how: str | None
     per = per or default_per(df)
     how = how or default_how(df)
     metric = default_metric(df)
-    cells = _settings(df, per, None)
+    cells = cell_columns(df, per, None)
     inner = [c for c in cells if c != per]
     picked = cells_at_epoch(df, metric, cells, how, ci)[[*cells, m.EPOCH]]
     at_epoch = df.merge(picked, on=[*cells, m.EPOCH])

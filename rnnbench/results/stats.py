@@ -26,8 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from rnnbench.results.columns import (STATUS_DIVERGED, STATUS_ERRORED, bounds, metric_columns,
-                                      require_columns, require_metrics)
+from rnnbench.results.columns import STATUS_DIVERGED, STATUS_ERRORED, bounds, metric_columns, require_columns, require_metrics
 from rnnbench.results.errors import ResultsError
 
 STAT_COLUMNS = ("n", "mean", "std", "var", "sem", "ci_low", "ci_high", "median", "q25", "q75", "iqr",
@@ -87,14 +86,14 @@ def at_chance(df: pd.DataFrame, metric: str) -> pd.Series | None:
     return df[metric].le(df[CHANCE] + CHANCE_MARGIN)
 
 
-def _check_options(diverged: str, ci: float) -> None:
+def check_options(diverged: str, ci: float) -> None:
     if diverged not in ("exclude", "include"):
         raise ResultsError(f"diverged must be 'exclude' or 'include', not {diverged!r}")
     if not 0 < ci < 1:
         raise ResultsError(f"ci must be between 0 and 1 (e.g. 0.95), not {ci}")
 
 
-def _diverged_rows(df: pd.DataFrame) -> pd.Series:
+def diverged_rows(df: pd.DataFrame) -> pd.Series:
     """Rows that belong to a diverged trial (status from `load`, else the per-row flag)."""
     if "status" in df:
         return df["status"].eq(STATUS_DIVERGED)
@@ -118,13 +117,13 @@ def aggregate(df: pd.DataFrame, by: Sequence[str] = ("model", "lr", "epoch"),
     every group); `attrs["ci_method"]` names the method per metric.
     Long format, so a metric is one filter away: `agg[agg.metric == "val_acc"]`.
     """
-    _check_options(diverged, ci)
+    check_options(diverged, ci)
     by = require_columns(df, list(by), "grouping column")
     require_columns(df, ["trial"])
     metrics = require_metrics(df, list(metrics) if metrics is not None else metric_columns(df))
     if not metrics:
         raise ResultsError("no metric to aggregate; pass metrics=[...] naming numeric columns")
-    bad_rows = _diverged_rows(df)
+    bad_rows = diverged_rows(df)
     data = df.loc[~bad_rows] if diverged == "exclude" else df
 
     trials = df[["trial", *by]].assign(

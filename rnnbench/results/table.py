@@ -14,17 +14,25 @@ from collections.abc import Sequence
 import pandas as pd
 
 from rnnbench import metrics as m
-from rnnbench.results.columns import (ID_COLUMNS, config_columns, default_how, default_metric, default_per,
-                                      higher_is_better, require_columns, require_metrics,
-                                      setting_columns)
+from rnnbench.results.columns import (
+    ID_COLUMNS,
+    config_columns,
+    default_how,
+    default_metric,
+    default_per,
+    higher_is_better,
+    require_columns,
+    require_metrics,
+    setting_columns,
+)
 from rnnbench.results.errors import ResultsError
-from rnnbench.results.stats import _check_options, _diverged_rows, aggregate
+from rnnbench.results.stats import aggregate, check_options, diverged_rows
 
 # Statistics of the chosen epoch that a cell row carries (n_chance only with a chance_acc column).
 _PICKED = ("mean", "std", "ci_low", "ci_high", "median", "q25", "q75", "iqr", "n", "n_chance")
 
 
-def _settings(df: pd.DataFrame, per: str | None, by: Sequence[str] | None) -> list[str]:
+def cell_columns(df: pd.DataFrame, per: str | None, by: Sequence[str] | None) -> list[str]:
     """Columns that define one grid cell: `by` if given, else the varying config minus seed;
     `per` always first."""
     cells = list(by) if by is not None else setting_columns(df, include=[per] if per else [])
@@ -35,7 +43,7 @@ def _settings(df: pd.DataFrame, per: str | None, by: Sequence[str] | None) -> li
     return cells
 
 
-def _default_loss(df: pd.DataFrame) -> str | None:
+def default_loss(df: pd.DataFrame) -> str | None:
     for name in (m.TRAIN_LOSS, m.LOSS_PER_TOKEN, m.VAL_LOSS, m.TEST_LOSS):
         if name in df.columns and df[name].notna().any():
             return name
@@ -93,8 +101,8 @@ def best(df: pd.DataFrame, metric: str | None = None, per: str | None = None, ho
     _check_how(how)
     metric = metric or default_metric(df)
     per = per or default_per(df)
-    loss = loss if loss is not None else _default_loss(df)
-    cells = _settings(df, per, by)
+    loss = loss if loss is not None else default_loss(df)
+    cells = cell_columns(df, per, by)
     require_metrics(df, [metric] + ([loss] if loss else []))
     table = cells_at_epoch(df, metric, cells, how, ci, diverged, loss)
     score = (1 if higher_is_better(metric) else -1) * table["mean"]
@@ -109,7 +117,7 @@ def best(df: pd.DataFrame, metric: str | None = None, per: str | None = None, ho
 
 def _trial_counts(df: pd.DataFrame, cells: list[str]) -> pd.DataFrame:
     """Trials per cell by outcome, counted once per trial whatever its number of epochs."""
-    trials = df.assign(_diverged=_diverged_rows(df),
+    trials = df.assign(_diverged=diverged_rows(df),
                        _errored=df["status"].eq("errored") if "status" in df else False)
     trials = trials.drop_duplicates("trial")
     return trials.groupby(cells, dropna=True).agg(
@@ -139,13 +147,13 @@ def summary_table(df: pd.DataFrame, metric: str | None = None, how: str | None =
     Cells are the `by` columns, else the varying settings with `per` (default: the task's) first.
     Render with `render(summary_table(df))`.
     """
-    _check_options("exclude", ci)
+    check_options("exclude", ci)
     metric = metric or default_metric(df)
     how = how or default_how(df)
     if by is None:
         per = per or default_per(df)
-    cells = _settings(df, per, by)
+    cells = cell_columns(df, per, by)
     if not cells:
         raise ResultsError("no config column varies across trials; pass by=[...] to group")
     require_metrics(df, [metric])
-    return cells_at_epoch(df, metric, cells, how, ci, loss=_default_loss(df))
+    return cells_at_epoch(df, metric, cells, how, ci, loss=default_loss(df))

@@ -11,7 +11,7 @@ import itertools
 from typing import Any
 
 from rnnbench.errors import ConfigError
-from rnnbench.tasks import Task
+from rnnbench.tasks import RESTORE_FROM, Task
 
 MEMBERS = "members"  # config key: the list of members a trial trains
 NAME = "name"  # a member's key: its readable name, e.g. lstm_lr0.3_seed4
@@ -54,7 +54,7 @@ def group_name(members: list[dict[str, Any]]) -> str:
         return members[0][NAME]
     parts = []
     for key in members[0]:
-        if key in (NAME, "restore_from"):
+        if key in (NAME, RESTORE_FROM):
             continue
         values = sorted({m[key] for m in members})
         if len(values) == 1:

@@ -22,12 +22,11 @@ from ray import tune
 
 from rnnbench.errors import ConfigError
 from rnnbench.sweep.members import MEMBERS, NAME
-from rnnbench.tasks import Task, get_task
+from rnnbench.tasks import RESTORE_FROM, Task, get_task
 from rnnbench.train.common import load_checkpoint, save_checkpoint
 from rnnbench.train.members import Group, SerialGroup
 
 TASK = "task"  # config key: the registry name of the task
-RESTORE_FROM = "restore_from"  # member key: a checkpoint folder of an earlier experiment to continue
 PARENT = "parent_experiment"  # config key: the experiment a confirmation stage continues
 SCORE = "score"  # result key: the objective so far (the best or the latest seed-mean, by `how`)
 
