@@ -1,4 +1,6 @@
-"""Errors that carry a one-line message naming the problem and the fix; CLIs print them and exit 2."""
+"""Errors that carry a one-line message naming the problem and the fix; CLIs print them and exit 2.
+They live here, apart from the code that raises them, so a CLI can catch them without importing
+that code (and torch, Ray or scipy with it)."""
 
 
 class ConfigError(ValueError):
@@ -7,3 +9,14 @@ class ConfigError(ValueError):
 
 class DataError(RuntimeError):
     """A data source is missing, not in the expected layout, corrupt, or fails its checksum."""
+
+
+class ResultsError(ValueError):
+    """The path is not an experiment, the experiment is empty, or a column or value does not exist.
+
+    The message is one line that names the problem and, where it helps, what does exist.
+    """
+
+
+class ResultsWarning(UserWarning):
+    """Something was skipped while reading (a truncated result line, an unreadable state file)."""

@@ -57,6 +57,7 @@ class Task:
     load_data: str
     fused: str | None = None  # a run class training several members as one computation, if the task has one
     confirm: str | None = None  # a second stage continuing the best settings, if the task has one
+    confirm_help: str = ""  # what that stage does, for --help without importing it
 
     def load(self, attribute: str) -> Any:
         """One of the lazily named parts (`config`, `run`, `load_data`, `fused`, `confirm`), imported now."""
@@ -78,6 +79,8 @@ IMDB = Task(
     load_data="rnnbench.train.classifier:load_data",
     fused="rnnbench.train.group:GroupRun",
     confirm="rnnbench.sweep.confirm:confirm",
+    confirm_help="the study's confirmation: each model's best lr (by --how), every seed continued 5 epochs on the "
+                 "official train/test split, as experiment <name>-confirm",
 )
 
 GRAMMAR = Task(

@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 import torch
 
 from rnnbench.data.tiny_imdb import write_tiny_imdb, write_tiny_imdb_tarball

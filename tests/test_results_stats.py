@@ -9,9 +9,18 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from rnnbench.results import (ResultsError, aggregate, best, bootstrap_interval, compare,
-                              compare_values, probability_of_improvement, render, summary_table,
-                              t_interval)
+from rnnbench.results import (
+    ResultsError,
+    aggregate,
+    best,
+    bootstrap_interval,
+    compare,
+    compare_values,
+    probability_of_improvement,
+    render,
+    summary_table,
+    t_interval,
+)
 from rnnbench.results.columns import default_how, default_metric, default_per, higher_is_better, task_of
 from rnnbench.tasks import GRAMMAR, IMDB, TASKS
 

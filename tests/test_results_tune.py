@@ -20,9 +20,20 @@ import matplotlib.image
 import pandas as pd
 import pytest
 
-from rnnbench.results import (STATUSES, ResultsError, ResultsWarning, aggregate, best, compare,
-                              export_tensorboard, learning_curves, load, lr_grid,
-                              summary_table, temperature_curves)
+from rnnbench.results import (
+    STATUSES,
+    ResultsError,
+    ResultsWarning,
+    aggregate,
+    best,
+    compare,
+    export_tensorboard,
+    learning_curves,
+    load,
+    lr_grid,
+    summary_table,
+    temperature_curves,
+)
 from rnnbench.results.cli import main
 
 EPOCHS = 3

@@ -4,8 +4,8 @@ starts its own local Ray on 127.0.0.1 (2 CPUs here), against the tiny generated 
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import signal
 import subprocess
 import sys

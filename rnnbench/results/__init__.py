@@ -11,8 +11,8 @@ Metric, compared column and epoch rule default to the task's (rnnbench.tasks).
     list_experiments("~/ray_results")                    # what a storage folder holds
 """
 
+from rnnbench.errors import ResultsError, ResultsWarning
 from rnnbench.results.compare import Comparison, compare, compare_values, comparisons, probability_of_improvement, welch
-from rnnbench.results.errors import ResultsError, ResultsWarning
 from rnnbench.results.listing import list_experiments, render_listing
 from rnnbench.results.load import STATUSES, load, trial_overview
 from rnnbench.results.plots import (

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from rnnbench.errors import ResultsError
 from rnnbench.results.columns import default_how, default_metric, default_per, epoch_rule, task_of
 from rnnbench.results.compare import comparisons
-from rnnbench.results.errors import ResultsError
 from rnnbench.results.listing import list_experiments, render_listing
 from rnnbench.results.load import load
 from rnnbench.results.plots import learning_curves, lr_grid, temperature_columns, temperature_curves

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 
 from rnnbench import metrics as m
-from rnnbench.results.errors import ResultsError
+from rnnbench.errors import ResultsError
 from rnnbench.tasks import RESTORE_FROM, TASKS, Task
 
 # `trial` is one trained model; `group` the Ray trial folder that trained it (the same folder

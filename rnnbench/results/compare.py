@@ -17,8 +17,8 @@ import pandas as pd
 from scipy import stats as sps
 
 from rnnbench import metrics as m
+from rnnbench.errors import ResultsError
 from rnnbench.results.columns import default_how, default_metric, default_per, epoch_rule, higher_is_better
-from rnnbench.results.errors import ResultsError
 from rnnbench.results.stats import diverged_rows
 from rnnbench.results.table import best
 

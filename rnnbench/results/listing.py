@@ -11,7 +11,7 @@ from datetime import datetime
 import pandas as pd
 import pyarrow.fs as pafs
 
-from rnnbench.results.errors import ResultsError
+from rnnbench.errors import ResultsError
 from rnnbench.results.load import SPEC_FILE, open_experiment, read_task, trial_overview
 
 # An experiment with unfinished trials whose files changed this recently is taken to be running;

@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 
 from rnnbench import metrics as m
+from rnnbench.errors import ResultsError, ResultsWarning
 from rnnbench.results.columns import ID_COLUMNS, NOT_AVERAGED, RAY_COLUMNS
-from rnnbench.results.errors import ResultsError, ResultsWarning
 
 # Ray's Trial.status -> ours. A RUNNING trial in a copied or interrupted folder may be dead;
 # only the files' owner can know, so we report what Ray last wrote.

@@ -32,6 +32,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
 from rnnbench import metrics as m  # noqa: E402
+from rnnbench.errors import ResultsError  # noqa: E402
 from rnnbench.results.columns import (  # noqa: E402
     bounds,
     default_how,
@@ -42,7 +43,6 @@ from rnnbench.results.columns import (  # noqa: E402
     require_metrics,
     unit,
 )
-from rnnbench.results.errors import ResultsError  # noqa: E402
 from rnnbench.results.stats import aggregate, ci_method  # noqa: E402
 from rnnbench.results.table import best, cell_columns, cells_at_epoch, default_loss  # noqa: E402
 

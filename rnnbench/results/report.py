@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rnnbench.errors import ResultsError
 from rnnbench.results.columns import bounds, epoch_rule, unit
-from rnnbench.results.errors import ResultsError
 
 FORMATS = ("text", "markdown", "csv")
 WIDTH = 120  # columns of the terminal the printed report must fit

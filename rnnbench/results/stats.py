@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from rnnbench.errors import ResultsError
 from rnnbench.results.columns import STATUS_DIVERGED, STATUS_ERRORED, bounds, metric_columns, require_columns, require_metrics
-from rnnbench.results.errors import ResultsError
 
 STAT_COLUMNS = ("n", "mean", "std", "var", "sem", "ci_low", "ci_high", "median", "q25", "q75", "iqr",
                 "min", "max", "n_trials", "n_diverged", "n_errored")

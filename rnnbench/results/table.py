@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from rnnbench import metrics as m
+from rnnbench.errors import ResultsError
 from rnnbench.results.columns import (
     ID_COLUMNS,
     config_columns,
@@ -25,7 +26,6 @@ from rnnbench.results.columns import (
     require_metrics,
     setting_columns,
 )
-from rnnbench.results.errors import ResultsError
 from rnnbench.results.stats import aggregate, check_options, diverged_rows
 
 # Statistics of the chosen epoch that a cell row carries (n_chance only with a chance_acc column).

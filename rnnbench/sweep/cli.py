@@ -13,8 +13,7 @@ import sys
 from typing import Any, NoReturn, Sequence
 
 from rnnbench.config import add_config_args, given_config
-from rnnbench.errors import ConfigError, DataError
-from rnnbench.results import ResultsError
+from rnnbench.errors import ConfigError, DataError, ResultsError
 from rnnbench.tasks import HOWS, Task, get_task
 
 # Fusing members pays on a GPU; on 2 CPU cores running members as separate trials side by side was
@@ -72,7 +71,7 @@ def build_parser(task: Task, doc: str) -> SweepParser:
                      help=f"which epoch scores a setting, for the summary's best setting and --confirm (default: {task.objective.how})")
     add_run_args(run, f"{task.name}_grid, plus _<preset>")
     if task.confirm:
-        run.add_argument("--confirm", action="store_true", help=task.load("confirm").__doc__.split("\n\n")[0])
+        run.add_argument("--confirm", action="store_true", help=task.confirm_help)
     return parser
 
 

@@ -17,12 +17,8 @@ import os
 import sys
 from typing import Any, Sequence
 
-import pandas as pd
-
-from rnnbench import results
 from rnnbench.config import add_config_args, given_config
-from rnnbench.errors import ConfigError, DataError
-from rnnbench.results.columns import higher_is_better
+from rnnbench.errors import ConfigError, DataError, ResultsError
 from rnnbench.sweep.cli import SweepParser, add_run_args, check_resources, fail, keep_private_ray_on_loopback
 from rnnbench.sweep.members import MEMBERS, NAME
 from rnnbench.tasks import HOWS, TASKS, Task, get_task
@@ -66,7 +62,7 @@ def main(doc: str, argv: Sequence[str] | None = None) -> int:
     keep_private_ray_on_loopback(args)
     try:
         return run(task, args)
-    except (ConfigError, DataError, results.ResultsError) as error:
+    except (ConfigError, DataError, ResultsError) as error:
         fail(str(error))
 
 
@@ -108,6 +104,8 @@ def run(task: Task, args: argparse.Namespace) -> int:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
+    from rnnbench import results
+    from rnnbench.results.columns import higher_is_better
     from rnnbench.sweep.grid import run_grid
     from rnnbench.sweep.runtime import (
         check_storage,
@@ -222,16 +220,21 @@ def study_values(path: str | os.PathLike) -> dict[str, float]:
     return {trial_id: told[trial.number] for trial_id, trial in searcher._ot_trials.items() if trial.number in told}
 
 
-def load_grid(path: str, metric: str) -> pd.DataFrame:
-    """The grid to compare with, read before Ray starts so a wrong path fails at once."""
+def load_grid(path: str, metric: str) -> Any:
+    """The grid to compare with (a DataFrame), read before Ray starts so a wrong path fails at once."""
+    from rnnbench import results
+
     grid = results.load(path)
     if metric not in grid.columns:
         raise ConfigError(f"--compare-grid {path} has no {metric} column to compare on")
     return grid
 
 
-def report(path: str, task: Task, spec: dict[str, Any], grid: pd.DataFrame | None) -> str:
+def report(path: str, task: Task, spec: dict[str, Any], grid: Any) -> str:
     """The top configurations by the seed-mean objective, with CIs, and the grid's best beside them."""
+    from rnnbench import results
+    from rnnbench.results.columns import higher_is_better
+
     df = results.load(path)
     params = [k for k in ("lr", "batch_size", "hidden_dim") if k in df.columns and df[k].nunique() > 1]
     table = results.best(df, metric=spec["metric"], per="group", how=spec["how"], by=["group", *params])
