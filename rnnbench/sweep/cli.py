@@ -112,11 +112,13 @@ def run(task: Task, args: argparse.Namespace) -> int:
     check_resources(args)
     config_cls = task.load("config")
     if getattr(args, "confirm", False):
+        if not experiment_exists(path):
+            raise ConfigError(f"no first stage at {path} to confirm; run the grid first (same --storage and --name)")
         check_storage(storage)
-        start_ray(args.address, args.cpus_per_trial, args.gpus_per_trial or 0)
         resources = {"cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial or 0,
                      "max_concurrent": args.max_concurrent}
-        return summarize(task.load("confirm")(task, path, args.how, resources, args.resume), task, args.how)
+        confirm_path = task.load("confirm")(task, path, args.how, args.address, resources, args.resume)
+        return summarize(confirm_path, task, args.how)
     resume = False
     if args.resume:
         spec, resume = stored_run(path)
