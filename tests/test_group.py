@@ -7,6 +7,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -130,3 +133,20 @@ def test_group_key_and_configs_that_cannot_share_a_group(tiny_imdb, tiny_data):
     with pytest.raises(ConfigError, match="at least one config"):
         GroupRun([], tiny_data)
 
+
+
+def test_gpu_script_runs_tiny_on_the_cpu(tmp_path):
+    """benchmarks/gpu_group.py end to end on generated data, so it is known to work before a GPU run."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.gpu_group", "--device", "cpu", "--tiny", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, cwd=root,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "gpu_group.json").read_text())
+    packing = [r for r in results["packing"] if r["status"] == "ok"]
+    assert {(r["model"], r["members"]) for r in packing} == {(m, k) for m in ("mlp", "elman", "lstm") for k in (1, 2)}
+    assert all(r["member_epochs_per_s"] > 0 for r in packing)
+    assert {r["model"] for r in results["solo"]} == {"mlp", "elman", "lstm"}
+    assert all(results["header"]["gradcheck"].values())
+    assert "member-epochs/s" in (tmp_path / "gpu_group.txt").read_text()
