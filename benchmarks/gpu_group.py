@@ -104,7 +104,7 @@ def peak_mib(device: torch.device) -> int | None:
 
 
 def failure(error: BaseException) -> str:
-    kind = "oom" if isinstance(error, torch.OutOfMemoryError) else type(error).__name__
+    kind = "oom" if isinstance(error, torch.cuda.OutOfMemoryError) else type(error).__name__
     return f"{kind}: {str(error).splitlines()[0][:200]}" if str(error) else kind
 
 
