@@ -60,12 +60,11 @@ class ElmanFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xw: Tensor, w_hh: Tensor) -> Tensor:
-        hs = torch.empty_like(xw)
-        x, h = xw.unbind(1), hs.unbind(1)
-        pre = xw.new_empty(h[0].shape)
-        torch.tanh(x[0], out=h[0])
+        hs = xw.clone()  # becomes the output step by step, in place: two kernels a step
+        h = hs.unbind(1)
+        h[0].tanh_()
         for t in range(1, len(h)):
-            torch.tanh(torch.baddbmm(x[t], h[t - 1], w_hh, out=pre), out=h[t])
+            h[t].baddbmm_(h[t - 1], w_hh).tanh_()
         ctx.save_for_backward(w_hh, hs)
         return hs
 
@@ -73,12 +72,11 @@ class ElmanFunction(torch.autograd.Function):
     def backward(ctx, grad_hs: Tensor) -> tuple[Tensor, Tensor]:
         w_hh, hs = ctx.saved_tensors
         dtanh = 1 - hs * hs
-        dpre = torch.empty_like(hs)
-        d, g, s = dpre.unbind(1), grad_hs.unbind(1), dtanh.unbind(1)
-        w_t, total = w_hh.transpose(1, 2), hs.new_empty(d[0].shape)
-        torch.mul(g[-1], s[-1], out=d[-1])
+        dpre = grad_hs.clone(memory_format=torch.contiguous_format)  # becomes d(pre-activation), in place
+        d, s, w_t = dpre.unbind(1), dtanh.unbind(1), w_hh.transpose(1, 2)
+        d[-1].mul_(s[-1])
         for t in range(len(d) - 2, -1, -1):
-            torch.mul(torch.baddbmm(g[t], d[t + 1], w_t, out=total), s[t], out=d[t])
+            d[t].baddbmm_(d[t + 1], w_t).mul_(s[t])
         return dpre, _weight_grad(hs, dpre)
 
 
@@ -89,28 +87,24 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xw: Tensor, w_hh: Tensor) -> Tensor:
         H = w_hh.shape[1]
-        acts = torch.empty_like(xw)  # the gates after their nonlinearity
+        acts = xw.clone()  # pre-activations, turned into the gates' activations in place
         cs = xw.new_empty(*xw.shape[:3], H)
         hs = torch.empty_like(cs)
-        x, c, h = xw.unbind(1), cs.unbind(1), hs.unbind(1)
-        if_, g_, o_ = acts[..., : 2 * H].unbind(1), acts[..., 2 * H : 3 * H].unbind(1), acts[..., 3 * H :].unbind(1)
-        i_, f_ = acts[..., :H].unbind(1), acts[..., H : 2 * H].unbind(1)
-        pre = xw.new_empty(x[0].shape)
-        pre_if, pre_g, pre_o = pre[..., : 2 * H], pre[..., 2 * H : 3 * H], pre[..., 3 * H :]
+        a, c, h = acts.unbind(1), cs.unbind(1), hs.unbind(1)
+        i, f, g, o = (acts[..., k * H : (k + 1) * H].unbind(1) for k in range(4))
+        if_ = acts[..., : 2 * H].unbind(1)
         tanh_c = xw.new_empty(c[0].shape)
-        for t in range(len(x)):
+        for t in range(len(a)):
+            if t > 0:
+                a[t].baddbmm_(h[t - 1], w_hh)
+            if_[t].sigmoid_()
+            g[t].tanh_()
+            o[t].sigmoid_()
             if t == 0:
-                pre.copy_(x[0])
+                torch.mul(i[0], g[0], out=c[0])
             else:
-                torch.baddbmm(x[t], h[t - 1], w_hh, out=pre)
-            torch.sigmoid(pre_if, out=if_[t])
-            torch.tanh(pre_g, out=g_[t])
-            torch.sigmoid(pre_o, out=o_[t])
-            if t == 0:
-                torch.mul(i_[0], g_[0], out=c[0])
-            else:
-                torch.mul(f_[t], c[t - 1], out=c[t]).addcmul_(i_[t], g_[t])
-            torch.mul(o_[t], torch.tanh(c[t], out=tanh_c), out=h[t])
+                torch.mul(f[t], c[t - 1], out=c[t]).addcmul_(i[t], g[t])
+            torch.mul(o[t], torch.tanh(c[t], out=tanh_c), out=h[t])
         ctx.save_for_backward(w_hh, hs, cs, acts)
         return hs
 
@@ -126,22 +120,19 @@ class LSTMFunction(torch.autograd.Function):
         difg_by_dc = torch.cat([g * i * (1 - i), _shifted(cs) * f * (1 - f), i * (1 - g * g)], dim=-1)
         del tanh_c
         dpre = torch.empty_like(acts)
-        d, gh = dpre.unbind(1), grad_hs.unbind(1)
+        dhs = grad_hs.clone(memory_format=torch.contiguous_format)  # becomes dh_t, in place
+        d, dh = dpre.unbind(1), dhs.unbind(1)
         d_ifg, d_o = dpre[..., : 3 * H].unflatten(-1, (3, H)).unbind(1), dpre[..., 3 * H :].unbind(1)
         e, q, r = dc_by_dh.unbind(1), do_by_dh.unbind(1), difg_by_dc.unflatten(-1, (3, H)).unbind(1)
-        f_steps = f.unbind(1)
-        w_t, dh = w_hh.transpose(1, 2), hs.new_empty(gh[0].shape)
-        carry = None  # dc_{t+1} f_{t+1}: what c_t's gradient gets from the next step
+        f, w_t = f.unbind(1), w_hh.transpose(1, 2)
+        dc = torch.zeros_like(dh[0])  # holds dc_{t+1} f_{t+1}, then dc_t
         for t in range(len(d) - 1, -1, -1):
-            if t == len(d) - 1:
-                dh.copy_(gh[t])
-                dc = dh * e[t]
-            else:
-                torch.baddbmm(gh[t], d[t + 1], w_t, out=dh)
-                dc = torch.addcmul(carry, dh, e[t])
+            if t < len(d) - 1:
+                dh[t].baddbmm_(d[t + 1], w_t)
+            dc.addcmul_(dh[t], e[t])
             torch.mul(r[t], dc.unsqueeze(-2), out=d_ifg[t])
-            torch.mul(dh, q[t], out=d_o[t])
-            carry = dc.mul_(f_steps[t])
+            torch.mul(dh[t], q[t], out=d_o[t])
+            dc.mul_(f[t])
         return dpre, _weight_grad(hs, dpre)
 
 
@@ -153,20 +144,18 @@ class GRUFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xw: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
         H = w_hh.shape[1]
-        hhs = torch.empty_like(xw)  # h_{t-1} W_hh + b_hh
+        hhs = b_hh.unsqueeze(1).expand_as(xw).clone()  # b_hh, then + h_{t-1} W_hh in place
         rzs = xw.new_empty(*xw.shape[:3], 2 * H)
         ns = xw.new_empty(*xw.shape[:3], H)
         hs = torch.empty_like(ns)
-        x, hh, rz, n, h = xw.unbind(1), hhs.unbind(1), rzs.unbind(1), ns.unbind(1), hs.unbind(1)
+        hh, rz, n, h = hhs.unbind(1), rzs.unbind(1), ns.unbind(1), hs.unbind(1)
         x_rz, x_n = xw[..., : 2 * H].unbind(1), xw[..., 2 * H :].unbind(1)
         hh_rz, hh_n = hhs[..., : 2 * H].unbind(1), hhs[..., 2 * H :].unbind(1)
         r, z = rzs[..., :H].unbind(1), rzs[..., H:].unbind(1)
         diff = xw.new_empty(n[0].shape)
-        for t in range(len(x)):
-            if t == 0:
-                hh[0].copy_(b_hh.expand_as(hh[0]))
-            else:
-                torch.baddbmm(b_hh, h[t - 1], w_hh, out=hh[t])
+        for t in range(len(h)):
+            if t > 0:
+                hh[t].baddbmm_(h[t - 1], w_hh)
             torch.add(x_rz[t], hh_rz[t], out=rz[t]).sigmoid_()
             torch.addcmul(x_n[t], r[t], hh_n[t], out=n[t]).tanh_()
             if t == 0:
@@ -191,17 +180,15 @@ class GRUFunction(torch.autograd.Function):
         del dn_by_dh, dr_by_dh, dz_by_dh
         dxw = hs.new_empty(*hs.shape[:3], 3 * H)
         dhh = torch.empty_like(dxw)
-        dx, dh_all, gh = dxw.unflatten(-1, (3, H)).unbind(1), dhh.unflatten(-1, (3, H)).unbind(1), grad_hs.unbind(1)
-        px, ph, zs, dhh_t = dx_by_dh.unbind(1), dhh_by_dh.unbind(1), z.unbind(1), dhh.unbind(1)
+        dhs = grad_hs.clone(memory_format=torch.contiguous_format)  # becomes dh_t, in place
+        dx, dh_all = dxw.unflatten(-1, (3, H)).unbind(1), dhh.unflatten(-1, (3, H)).unbind(1)
+        px, ph, zs, dhh_t, dh = dx_by_dh.unbind(1), dhh_by_dh.unbind(1), z.unbind(1), dhh.unbind(1), dhs.unbind(1)
         w_t = w_hh.transpose(1, 2)
-        dh = None
-        for t in range(len(gh) - 1, -1, -1):
-            if dh is None:
-                dh = gh[t].clone()
-            else:  # h_t reaches h_{t+1} directly (through z) and through hh_{t+1}
-                dh = torch.baddbmm(torch.addcmul(gh[t], dh, zs[t + 1]), dhh_t[t + 1], w_t)
-            torch.mul(px[t], dh.unsqueeze(-2), out=dx[t])
-            torch.mul(ph[t], dh.unsqueeze(-2), out=dh_all[t])
+        for t in range(len(dh) - 1, -1, -1):
+            if t < len(dh) - 1:  # h_t reaches h_{t+1} directly (through z) and through hh_{t+1}
+                dh[t].addcmul_(dh[t + 1], zs[t + 1]).baddbmm_(dhh_t[t + 1], w_t)
+            torch.mul(px[t], dh[t].unsqueeze(-2), out=dx[t])
+            torch.mul(ph[t], dh[t].unsqueeze(-2), out=dh_all[t])
         return dxw, _weight_grad(hs, dhh), dhh.sum(dim=(1, 2)).unsqueeze(1)
 
 
