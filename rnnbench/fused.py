@@ -388,10 +388,10 @@ class GroupSGD:
         for name, p in self.model.named_parameters():
             if p.grad is None:
                 continue
-            if p.grad.is_sparse:
-                rows, values = p.grad._indices()[0], p.grad._values()
-                member = torch.clamp(rows // self.model.vocab_size, max=len(neg_lr) - 1)
-                p.index_add_(0, rows, values * neg_lr[member].unsqueeze(1))
+            if p.grad.is_sparse:  # scale each touched row by its member's lr, then add as torch's SGD does
+                member = torch.clamp(p.grad._indices()[0] // self.model.vocab_size, max=len(neg_lr) - 1)
+                p.grad._values().mul_(neg_lr[member].unsqueeze(1))
+                p.add_(p.grad)
                 continue
             step = self._members(p.grad, name)
             if self.buffers is not None:
