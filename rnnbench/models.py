@@ -1,15 +1,16 @@
-"""The study's models: three sentiment classifiers (plus a hand-written Elman for reference) and
-the next-token LSTM used on the grammars."""
+"""The study's models: the sentiment classifiers (MLP, Elman, LSTM, GRU, plus a hand-written Elman
+for reference) and the next-token language model used on the grammars."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
 
 import torch
 from torch import nn
 
 from rnnbench.data.batching import PAD
 from rnnbench.errors import ConfigError
-
-CLASSIFIERS = ("mlp", "elman", "elman_naive", "lstm")
 
 
 class NaiveElman(nn.Module):
@@ -38,21 +39,25 @@ class NaiveElman(nn.Module):
         return torch.stack(outputs, dim=1), h[None]
 
 
-def _encoder(kind: str, embed_dim: int, hidden_dim: int) -> nn.Module | None:
-    if kind == "elman":
-        return nn.RNN(embed_dim, hidden_dim, batch_first=True)
-    if kind == "elman_naive":
-        return NaiveElman(embed_dim, hidden_dim)
-    if kind == "lstm":
-        return nn.LSTM(embed_dim, hidden_dim, batch_first=True)
-    return None
+# The recurrent encoder of each cell kind, built as `CELLS[kind](input_size, hidden_size)`; None: no
+# recurrence (the MLP reads each token on its own). A new cell is one entry here (and one in
+# rnnbench.fused.FUSED_CELLS for trial groups).
+CELLS: dict[str, Callable[..., nn.Module] | None] = {
+    "mlp": None,
+    "elman": partial(nn.RNN, batch_first=True),
+    "elman_naive": NaiveElman,
+    "lstm": partial(nn.LSTM, batch_first=True),
+    "gru": partial(nn.GRU, batch_first=True),
+}
+CLASSIFIERS = tuple(CELLS)
+LM_CELLS = ("lstm", "gru")  # the language model needs stacked layers, which nn.LSTM and nn.GRU have
 
 
 class Classifier(nn.Module):
     """Embedding → encoder → Linear → ReLU → max over the real (unpadded) positions → Linear.
 
-    The encoder is nothing for `mlp` (the Linear then acts per token), `nn.RNN` for `elman`,
-    `NaiveElman` for `elman_naive` and `nn.LSTM` for `lstm`. Padding sits at the end of each row
+    The encoder is `CELLS[kind]`: nothing for `mlp` (the Linear then acts per token), `nn.RNN` for
+    `elman`, `NaiveElman` for `elman_naive`, `nn.LSTM` for `lstm`, `nn.GRU` for `gru`. Padding sits at the end of each row
     and the recurrences run left to right, so masking the pool is all it takes for a padded
     review to give the same logits as the review alone."""
 
@@ -67,7 +72,8 @@ class Classifier(nn.Module):
         # sparse=True: a batch's embedding gradient touches only its own words' rows, instead of a
         # dense vocab x 300 matrix (20M floats on IMDB) zeroed, filled and stepped every batch
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD, sparse=sparse)
-        self.encoder = _encoder(kind, embed_dim, hidden_dim)
+        cell = CELLS[kind]
+        self.encoder = None if cell is None else cell(embed_dim, hidden_dim)
         self.hidden = nn.Linear(embed_dim if kind == "mlp" else hidden_dim, hidden_dim)
         self.out = nn.Linear(hidden_dim, num_classes)
 
@@ -82,21 +88,28 @@ class Classifier(nn.Module):
         return self.out(pooled)
 
 
-class LanguageModel(nn.Module):
-    """Embedding(V, 32) → LSTM(32, 16, layers) → Linear(16, V): next-token logits at every step."""
+RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # GRU: h; LSTM: (h, c)
 
-    def __init__(self, vocab_size: int, embed_dim: int = 32, hidden_dim: int = 16, num_layers: int = 1):
+
+class LanguageModel(nn.Module):
+    """Embedding(V, 32) → LSTM or GRU(32, 16, layers) → Linear(16, V): next-token logits at every step."""
+
+    def __init__(
+        self, vocab_size: int, embed_dim: int = 32, hidden_dim: int = 16, num_layers: int = 1, cell: str = "lstm"
+    ):
         super().__init__()
         if not 1 <= num_layers <= 3:
             raise ConfigError(f"num_layers must be 1, 2 or 3, got {num_layers}")
+        if cell not in LM_CELLS:
+            raise ConfigError(f"unknown cell {cell!r} for the language model; choose one of {', '.join(LM_CELLS)}")
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
-        self.lstm = nn.LSTM(embed_dim, hidden_dim, num_layers=num_layers, batch_first=True)
+        self.rnn = CELLS[cell](embed_dim, hidden_dim, num_layers=num_layers)
         self.out = nn.Linear(hidden_dim, vocab_size)
 
     def forward(
-        self, tokens: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor] | None = None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """tokens `[B, T]` → logits `[B, T, V]` and the LSTM state, so sampling can go on one token
-        at a time without re-reading the prefix."""
-        output, state = self.lstm(self.embed(tokens), state)
+        self, tokens: torch.Tensor, state: RecurrentState | None = None
+    ) -> tuple[torch.Tensor, RecurrentState]:
+        """tokens `[B, T]` → logits `[B, T, V]` and the recurrent state, so sampling can go on one
+        token at a time without re-reading the prefix."""
+        output, state = self.rnn(self.embed(tokens), state)
         return self.out(output), state

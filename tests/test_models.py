@@ -1,4 +1,5 @@
-"""The classifiers: padding must not change a review's logits; the naive Elman equals nn.RNN."""
+"""The classifiers: padding must not change a review's logits; the naive Elman equals nn.RNN; the
+cell table gives every kind its encoder, the language model included."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import pytest
 import torch
 
 from rnnbench.errors import ConfigError
+from torch import nn
+
 from rnnbench.models import CLASSIFIERS, Classifier, LanguageModel
 
 
@@ -38,9 +41,28 @@ def test_study_sizes_are_the_defaults():
     assert model.embed.embedding_dim == 300 and model.encoder.hidden_size == 300
     assert model.out.out_features == 2
     lm = LanguageModel(vocab_size=10)
-    assert (lm.embed.embedding_dim, lm.lstm.hidden_size, lm.lstm.num_layers) == (32, 16, 1)
+    assert isinstance(lm.rnn, nn.LSTM)
+    assert (lm.embed.embedding_dim, lm.rnn.hidden_size, lm.rnn.num_layers) == (32, 16, 1)
 
 
-def test_unknown_model_is_a_config_error():
-    with pytest.raises(ConfigError, match="mlp, elman, elman_naive, lstm"):
-        Classifier("gru", vocab_size=10)
+@pytest.mark.parametrize("kind, encoder", [("mlp", type(None)), ("elman", nn.RNN), ("lstm", nn.LSTM), ("gru", nn.GRU)])
+def test_each_kind_gets_its_cell(kind, encoder):
+    assert isinstance(Classifier(kind, vocab_size=10, embed_dim=4, hidden_dim=3).encoder, encoder)
+
+
+def test_language_model_runs_a_gru_and_carries_its_state():
+    torch.manual_seed(0)
+    lm = LanguageModel(vocab_size=12, num_layers=2, cell="gru")
+    tokens = torch.randint(1, 12, (3, 6))
+    whole, _ = lm(tokens)
+    first, state = lm(tokens[:, :4])
+    rest, _ = lm(tokens[:, 4:], state)
+    assert isinstance(lm.rnn, nn.GRU) and lm.rnn.num_layers == 2
+    torch.testing.assert_close(torch.cat([first, rest], dim=1), whole)
+
+
+def test_unknown_model_or_cell_is_a_config_error():
+    with pytest.raises(ConfigError, match="mlp, elman, elman_naive, lstm, gru"):
+        Classifier("transformer", vocab_size=10)
+    with pytest.raises(ConfigError, match="unknown cell 'elman'.*lstm, gru"):
+        LanguageModel(vocab_size=10, cell="elman")

@@ -101,7 +101,7 @@ def test_killed_driver_resumes_without_losing_or_repeating_epochs(tiny_imdb, tmp
         (["--lrs"], "expected at least one argument"),
         (["--lrs", "0.1", "-0.5"], "lr must be > 0"),
         (["--lrs", "0"], "lr must be > 0"),
-        (["--models", "mlp", "gru"], "unknown model 'gru'"),
+        (["--models", "mlp", "transformer"], "unknown model 'transformer'"),
         (["--seeds", "1.5"], "invalid int value"),
         (["--epochs", "0"], "epochs must be > 0"),
         (["--address", "127.0.0.1:9"], "cannot reach a Ray cluster at 127.0.0.1:9"),

@@ -21,7 +21,7 @@ def without_timing(history: list[dict]) -> list[dict]:
     return [{k: v for k, v in m.items() if k not in TIMING} for m in history]
 
 
-@pytest.mark.parametrize("model", ["mlp", "elman", "lstm"])
+@pytest.mark.parametrize("model", ["mlp", "elman", "lstm", "gru"])
 def test_each_model_learns_the_tiny_set(tiny_imdb, model):
     config = ClassifierConfig(model=model, lr=0.3, epochs=6, data=str(tiny_imdb), **SMALL)
     history = list(ClassifierRun(config).epochs())
@@ -83,12 +83,14 @@ def test_divergence_stops_the_loop_cleanly(tiny_imdb):
 @pytest.mark.parametrize(
     "bad, message",
     [
-        (dict(model="gru"), "unknown model"),
+        (dict(model="transformer"), "unknown model"),
         (dict(lr=0), "lr must be > 0"),
         (dict(lr=-0.1), "lr must be > 0"),
         (dict(epochs=0), "epochs must be > 0"),
         (dict(batch_size=-1), "batch_size must be > 0"),
         (dict(batching="sorted"), "unknown batching"),
+        (dict(seed=-1), "seed must be >= 0"),
+        (dict(order_seed=-1), "order_seed must be >= 0"),
     ],
 )
 def test_bad_config_is_refused_before_training(bad, message):
@@ -111,7 +113,7 @@ def test_cli_prints_one_line_per_epoch_and_one_line_errors(tiny_imdb, tmp_path):
     )
     assert more.returncode == 0, more.stderr
     assert [line.split()[0] for line in more.stdout.splitlines() if line.startswith("epoch=")] == ["epoch=3"]
-    for args, expected in [(["--model", "gru"], "unknown model"), (["--lr", "0"], "lr must be > 0"),
+    for args, expected in [(["--model", "transformer"], "unknown model"), (["--lr", "0"], "lr must be > 0"),
                            (["--data", str(tmp_path)], "not an aclImdb")]:
         bad = subprocess.run([sys.executable, "-m", "rnnbench.train", "classifier", "--data", str(tiny_imdb), *args],
                              capture_output=True, text=True, timeout=120)  # a later --data wins

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnbench import metrics as M
-from rnnbench.data.batching import Sequences, bucket_batches, make_batches
+from rnnbench.data.batching import Sequences, group_batches, order_rng, token_batches
 from rnnbench.data.imdb import ImdbData, load_imdb
 from rnnbench.errors import ConfigError, DataError
 from rnnbench.models import CLASSIFIERS, Classifier
@@ -30,7 +30,7 @@ EVAL_BATCH_TOKENS = 32_768  # evaluation needs no gradients, so it takes bigger 
 class ClassifierConfig:
     """One IMDB classifier trial. Defaults are the study's settings."""
 
-    model: str = "lstm"  # mlp, elman, elman_naive or lstm
+    model: str = "lstm"  # mlp, elman, elman_naive, lstm or gru
     lr: float = 0.1
     epochs: int = 10
     batch_size: int = 32
@@ -39,7 +39,7 @@ class ClassifierConfig:
     embed_dim: int = 300
     hidden_dim: int = 300
     batching: str = "bucket"  # bucket (similar lengths together) or random
-    max_tokens: int | None = None  # cap on padded tokens per training batch
+    order_seed: int = 0  # orders the length buckets' steps; trials trained as a group share it
     final: bool = False  # False: train 20,000 / val 5,000; True: official train 25,000 / test 25,000
     split_seed: int = 0  # draws the validation split; keep it fixed across trials
     max_vocab: int | None = None
@@ -55,11 +55,14 @@ class ClassifierConfig:
             raise ConfigError(f"unknown batching {self.batching!r}; use bucket or random")
         require_positive(lr=self.lr, epochs=self.epochs, batch_size=self.batch_size)
         require_positive(embed_dim=self.embed_dim, hidden_dim=self.hidden_dim, min_count=self.min_count)
-        for name in ("max_tokens", "max_vocab", "subset"):
+        for name in ("max_vocab", "subset"):
             if getattr(self, name) is not None:
                 require_positive(**{name: getattr(self, name)})
         if self.momentum < 0:
             raise ConfigError(f"momentum must be >= 0, got {self.momentum}")
+        for name in ("seed", "order_seed"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}; pass a non-negative {name}")
 
 
 def load_data(config: ClassifierConfig, vocab: tuple[str, ...] | None = None) -> ImdbData:
@@ -90,8 +93,7 @@ class ClassifierRun(TrainingRun):
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum)
         self.epoch = 0
         self.diverged = False
-        lengths = self.data.eval.lengths
-        self._eval_batches = bucket_batches(lengths, len(lengths), np.random.default_rng(0), EVAL_BATCH_TOKENS)
+        self._eval_batches = token_batches(self.data.eval.lengths, EVAL_BATCH_TOKENS)
 
     def epochs(self) -> Iterator[dict[str, Any]]:
         """Train epoch after epoch; stops after config.epochs or right after a diverged epoch."""
@@ -101,7 +103,11 @@ class ClassifierRun(TrainingRun):
     def run_epoch(self) -> dict[str, Any]:
         start = time.perf_counter()
         train = self.data.train
-        batches = make_batches(self.config.batching, train.lengths, self.config.batch_size, self.rng, self.config.max_tokens)
+        # a group of one: the same batches this trial gets as a member of any group (rnnbench.train.group)
+        steps = group_batches(
+            self.config.batching, train.lengths, self.config.batch_size, order_rng(self.config.order_seed, self.epoch), [self.rng]
+        )
+        batches = [step[0] for step in steps]
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)

@@ -1,0 +1,416 @@
+"""K classifiers of one architecture trained as ONE computation (horizontal fusion, as in HFTA:
+Wang et al., MLSys 2021).
+
+At batch 32 the study's models are bound by kernel launches and latency, not by arithmetic, so
+K members that share the architecture and the data shapes but each have their own weights, lr and
+batches can train for little more than the cost of one: every weight gets a leading member
+dimension K, the Linear layers become batched matrix products (bmm) over K, the K embedding
+tables become one table of K*V rows, and the recurrences are autograd Functions written by hand
+so that a time step costs one batched matrix product and a few pointwise kernels for all K.
+
+Layouts (K members, T time steps, B sequences per member, H hidden units, G = gates * H):
+
+    token rows   [K, T, B]      member k's ids offset by k * V (see `stacked_ids`)
+    activations  [K, T, B, ·]   so time step t is the slice [:, t], a batch of K `[B, ·]` matrices
+    weights      [K, in, out]   the transpose of nn.Linear's `[out, in]`; biases [K, 1, out]
+
+Each member's loss is its own mean cross-entropy and the group's loss is their sum, so each
+member's gradient is exactly its own; `GroupSGD` then steps every member with its own lr and
+momentum. `GroupClassifier.member_state_dict(k)` is member k as a `Classifier` state dict, and
+`load_member_state_dict` the way back, so a member moves between a group and a solo run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnbench.data.batching import PAD
+from rnnbench.errors import ConfigError
+from rnnbench.models import CLASSIFIERS
+
+# --- recurrences ------------------------------------------------------------------------------
+# Each Function takes `xw` [K, T, B, G], the input projections of all time steps (computed by one
+# bmm before the loop), and the recurrent weight [K, H, G], and returns the hidden states
+# [K, T, B, H] (h_{-1} = 0). Forward loops over time with one baddbmm and a few pointwise ops per
+# step and keeps what backward needs; backward first turns what it kept into per-step factors for
+# all steps at once, then loops over time in reverse with one baddbmm and a few multiplications
+# per step, and finally gets the recurrent weight's gradient, sum_t h_{t-1}^T d(pre-activation)_t,
+# from ONE bmm over all steps. Padding sits at the end of each row and the recurrences run left to
+# right, so a sequence's real steps never see its padding and no lengths are needed here.
+
+
+def _weight_grad(hs: Tensor, dpre: Tensor) -> Tensor:
+    """sum over t >= 1 and the batch of h_{t-1}^T dpre_t, as one bmm: `[K, H, G]`."""
+    return torch.bmm(hs[:, :-1].flatten(1, 2).transpose(1, 2), dpre[:, 1:].flatten(1, 2))
+
+
+def _shifted(states: Tensor) -> Tensor:
+    """[K, T, B, H] states at t - 1 for every t (zeros at t = 0)."""
+    return F.pad(states[:, :-1], (0, 0, 0, 0, 1, 0))
+
+
+class ElmanFunction(torch.autograd.Function):
+    """h_t = tanh(xw_t + h_{t-1} W_hh). xw holds both biases (nn.RNN's bias_ih + bias_hh)."""
+
+    @staticmethod
+    def forward(ctx, xw: Tensor, w_hh: Tensor) -> Tensor:
+        hs = xw.clone()  # becomes the output step by step, in place: two kernels a step
+        h = hs.unbind(1)
+        h[0].tanh_()
+        for t in range(1, len(h)):
+            h[t].baddbmm_(h[t - 1], w_hh).tanh_()
+        ctx.save_for_backward(w_hh, hs)
+        return hs
+
+    @staticmethod
+    def backward(ctx, grad_hs: Tensor) -> tuple[Tensor, Tensor]:
+        w_hh, hs = ctx.saved_tensors
+        dtanh = 1 - hs * hs
+        dpre = grad_hs.clone(memory_format=torch.contiguous_format)  # becomes d(pre-activation), in place
+        d, s, w_t = dpre.unbind(1), dtanh.unbind(1), w_hh.transpose(1, 2)
+        d[-1].mul_(s[-1])
+        for t in range(len(d) - 2, -1, -1):
+            d[t].baddbmm_(d[t + 1], w_t).mul_(s[t])
+        return dpre, _weight_grad(hs, dpre)
+
+
+class LSTMFunction(torch.autograd.Function):
+    """nn.LSTM's cell (gates i, f, g, o in that order): c_t = f c_{t-1} + i g, h_t = o tanh(c_t).
+    xw holds both biases (bias_ih + bias_hh)."""
+
+    @staticmethod
+    def forward(ctx, xw: Tensor, w_hh: Tensor) -> Tensor:
+        H = w_hh.shape[1]
+        acts = xw.clone()  # pre-activations, turned into the gates' activations in place
+        cs = xw.new_empty(*xw.shape[:3], H)
+        hs = torch.empty_like(cs)
+        a, c, h = acts.unbind(1), cs.unbind(1), hs.unbind(1)
+        i, f, g, o = (acts[..., k * H : (k + 1) * H].unbind(1) for k in range(4))
+        if_ = acts[..., : 2 * H].unbind(1)
+        tanh_c = xw.new_empty(c[0].shape)
+        for t in range(len(a)):
+            if t > 0:
+                a[t].baddbmm_(h[t - 1], w_hh)
+            if_[t].sigmoid_()
+            g[t].tanh_()
+            o[t].sigmoid_()
+            if t == 0:
+                torch.mul(i[0], g[0], out=c[0])
+            else:
+                torch.mul(f[t], c[t - 1], out=c[t]).addcmul_(i[t], g[t])
+            torch.mul(o[t], torch.tanh(c[t], out=tanh_c), out=h[t])
+        ctx.save_for_backward(w_hh, hs, cs, acts)
+        return hs
+
+    @staticmethod
+    def backward(ctx, grad_hs: Tensor) -> tuple[Tensor, Tensor]:
+        w_hh, hs, cs, acts = ctx.saved_tensors
+        H = w_hh.shape[1]
+        i, f, g, o = acts.chunk(4, dim=-1)
+        tanh_c = torch.tanh(cs)
+        # for all steps at once: how dh and dc reach the gates' pre-activations
+        dc_by_dh = o * (1 - tanh_c * tanh_c)
+        do_by_dh = tanh_c * o * (1 - o)
+        difg_by_dc = torch.cat([g * i * (1 - i), _shifted(cs) * f * (1 - f), i * (1 - g * g)], dim=-1)
+        del tanh_c
+        dpre = torch.empty_like(acts)
+        dhs = grad_hs.clone(memory_format=torch.contiguous_format)  # becomes dh_t, in place
+        d, dh = dpre.unbind(1), dhs.unbind(1)
+        d_ifg, d_o = dpre[..., : 3 * H].unflatten(-1, (3, H)).unbind(1), dpre[..., 3 * H :].unbind(1)
+        e, q, r = dc_by_dh.unbind(1), do_by_dh.unbind(1), difg_by_dc.unflatten(-1, (3, H)).unbind(1)
+        f, w_t = f.unbind(1), w_hh.transpose(1, 2)
+        dc = torch.zeros_like(dh[0])  # holds dc_{t+1} f_{t+1}, then dc_t
+        for t in range(len(d) - 1, -1, -1):
+            if t < len(d) - 1:
+                dh[t].baddbmm_(d[t + 1], w_t)
+            dc.addcmul_(dh[t], e[t])
+            torch.mul(r[t], dc.unsqueeze(-2), out=d_ifg[t])
+            torch.mul(dh[t], q[t], out=d_o[t])
+            dc.mul_(f[t])
+        return dpre, _weight_grad(hs, dpre)
+
+
+class GRUFunction(torch.autograd.Function):
+    """nn.GRU's cell (gates r, z, n in that order), with hh = h_{t-1} W_hh + b_hh:
+    r, z = sigmoid(xw_rz + hh_rz), n = tanh(xw_n + r hh_n), h_t = n + z (h_{t-1} - n).
+    xw holds bias_ih only: b_hh's n part sits inside r * (...), so it comes in separately."""
+
+    @staticmethod
+    def forward(ctx, xw: Tensor, w_hh: Tensor, b_hh: Tensor) -> Tensor:
+        H = w_hh.shape[1]
+        hhs = b_hh.unsqueeze(1).expand_as(xw).clone()  # b_hh, then + h_{t-1} W_hh in place
+        rzs = xw.new_empty(*xw.shape[:3], 2 * H)
+        ns = xw.new_empty(*xw.shape[:3], H)
+        hs = torch.empty_like(ns)
+        hh, rz, n, h = hhs.unbind(1), rzs.unbind(1), ns.unbind(1), hs.unbind(1)
+        x_rz, x_n = xw[..., : 2 * H].unbind(1), xw[..., 2 * H :].unbind(1)
+        hh_rz, hh_n = hhs[..., : 2 * H].unbind(1), hhs[..., 2 * H :].unbind(1)
+        r, z = rzs[..., :H].unbind(1), rzs[..., H:].unbind(1)
+        diff = xw.new_empty(n[0].shape)
+        for t in range(len(h)):
+            if t > 0:
+                hh[t].baddbmm_(h[t - 1], w_hh)
+            torch.add(x_rz[t], hh_rz[t], out=rz[t]).sigmoid_()
+            torch.addcmul(x_n[t], r[t], hh_n[t], out=n[t]).tanh_()
+            if t == 0:
+                torch.addcmul(n[0], z[0], n[0], value=-1, out=h[0])
+            else:
+                torch.addcmul(n[t], z[t], torch.sub(h[t - 1], n[t], out=diff), out=h[t])
+        ctx.save_for_backward(w_hh, hs, hhs[..., 2 * H :], rzs, ns)
+        return hs
+
+    @staticmethod
+    def backward(ctx, grad_hs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        w_hh, hs, hh_n, rzs, ns = ctx.saved_tensors
+        H = w_hh.shape[1]
+        r, z = rzs.chunk(2, dim=-1)
+        # for all steps at once: how dh reaches the pre-activations of r, z, n (= xw's gradient)
+        # and the n part of hh (r, z parts of hh get the same gradient as xw's)
+        dn_by_dh = (1 - z) * (1 - ns * ns)
+        dr_by_dh = dn_by_dh * hh_n * r * (1 - r)
+        dz_by_dh = (_shifted(hs) - ns) * z * (1 - z)
+        dx_by_dh = torch.cat([dr_by_dh, dz_by_dh, dn_by_dh], dim=-1).unflatten(-1, (3, H))
+        dhh_by_dh = torch.cat([dr_by_dh, dz_by_dh, dn_by_dh * r], dim=-1).unflatten(-1, (3, H))
+        del dn_by_dh, dr_by_dh, dz_by_dh
+        dxw = hs.new_empty(*hs.shape[:3], 3 * H)
+        dhh = torch.empty_like(dxw)
+        dhs = grad_hs.clone(memory_format=torch.contiguous_format)  # becomes dh_t, in place
+        dx, dh_all = dxw.unflatten(-1, (3, H)).unbind(1), dhh.unflatten(-1, (3, H)).unbind(1)
+        px, ph, zs, dhh_t, dh = dx_by_dh.unbind(1), dhh_by_dh.unbind(1), z.unbind(1), dhh.unbind(1), dhs.unbind(1)
+        w_t = w_hh.transpose(1, 2)
+        for t in range(len(dh) - 1, -1, -1):
+            if t < len(dh) - 1:  # h_t reaches h_{t+1} directly (through z) and through hh_{t+1}
+                dh[t].addcmul_(dh[t + 1], zs[t + 1]).baddbmm_(dhh_t[t + 1], w_t)
+            torch.mul(px[t], dh[t].unsqueeze(-2), out=dx[t])
+            torch.mul(ph[t], dh[t].unsqueeze(-2), out=dh_all[t])
+        return dxw, _weight_grad(hs, dhh), dhh.sum(dim=(1, 2)).unsqueeze(1)
+
+
+def _project(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """[K, T, B, in] @ [K, in, out] + [K, 1, out] for all positions at once: one bmm."""
+    return torch.baddbmm(bias, x.flatten(1, 2), weight).view(*x.shape[:3], weight.shape[2])
+
+
+def _elman(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+    return ElmanFunction.apply(_project(x, w_ih, b_ih + b_hh), w_hh)
+
+
+def _lstm(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+    return LSTMFunction.apply(_project(x, w_ih, b_ih + b_hh), w_hh)
+
+
+def _gru(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+    return GRUFunction.apply(_project(x, w_ih, b_ih), w_hh, b_hh)
+
+
+class FusedCell(NamedTuple):
+    gates: int  # rows of weight_ih per hidden unit, as in the nn module's weights
+    run: Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]  # (x, w_ih, w_hh, b_ih, b_hh) → hs
+
+
+# The grouped counterpart of rnnbench.models.CELLS (mlp has no recurrence). The naive Elman has
+# nn.RNN's weights and computes the same function, so it fuses as the Elman does.
+FUSED_CELLS: dict[str, FusedCell] = {
+    "elman": FusedCell(1, _elman),
+    "elman_naive": FusedCell(1, _elman),
+    "lstm": FusedCell(4, _lstm),
+    "gru": FusedCell(3, _gru),
+}
+
+
+# --- the grouped classifier -------------------------------------------------------------------
+
+
+def stacked_ids(tokens: np.ndarray, members: int, vocab_size: int) -> np.ndarray:
+    """Rows of the stacked embedding table, `[K, T, B]`, for member k's padded tokens `[K, B, T]`
+    (or for one `[B, T]` batch every member reads, as in evaluation). Padding of every member
+    reads the shared all-zero row K * V."""
+    tokens = np.broadcast_to(tokens, (members, *tokens.shape[-2:]))
+    offsets = (np.arange(members, dtype=np.int64) * vocab_size)[:, None, None]
+    rows = np.where(tokens == PAD, members * vocab_size, tokens + offsets)
+    return np.ascontiguousarray(rows.transpose(0, 2, 1))
+
+
+# Classifier parameter name → (GroupClassifier parameter, how member k's value sits in it):
+# "weight": stacked[k] is the transpose of the nn weight; "bias": stacked[k, 0] is the nn bias.
+_ENCODER = {
+    "encoder.weight_ih_l0": ("weight_ih", "weight"),
+    "encoder.weight_hh_l0": ("weight_hh", "weight"),
+    "encoder.bias_ih_l0": ("bias_ih", "bias"),
+    "encoder.bias_hh_l0": ("bias_hh", "bias"),
+}
+_HEAD = {
+    "hidden.weight": ("hidden_weight", "weight"),
+    "hidden.bias": ("hidden_bias", "bias"),
+    "out.weight": ("out_weight", "weight"),
+    "out.bias": ("out_bias", "bias"),
+}
+
+
+class GroupClassifier(nn.Module):
+    """K `rnnbench.models.Classifier`s of one kind and size as stacked weights; `forward` runs all
+    K at once. Load each member with `load_member_state_dict(k, classifier.state_dict())`.
+
+    The embedding is one table of K*V + 1 rows: member k's table is rows [k*V, (k+1)*V) and the
+    last row is one all-zero row that every member's padding reads (the `padding_idx`, so padding
+    gets no gradient, as in the solo model). `sparse=True` gives it sparse gradients."""
+
+    def __init__(
+        self, kind: str, members: int, vocab_size: int, num_classes: int = 2, embed_dim: int = 300,
+        hidden_dim: int = 300, sparse: bool = False,
+    ):  # fmt: skip
+        super().__init__()
+        if kind not in CLASSIFIERS:
+            raise ConfigError(f"unknown model {kind!r}; choose one of {', '.join(CLASSIFIERS)}")
+        self.kind, self.vocab_size, self.sparse = kind, vocab_size, sparse
+        self.cell = FUSED_CELLS.get(kind)
+        self.embed = nn.Parameter(torch.zeros(members * vocab_size + 1, embed_dim))
+        width, K = embed_dim, members
+        if self.cell is not None:
+            G = self.cell.gates * hidden_dim
+            self.weight_ih = nn.Parameter(torch.zeros(K, embed_dim, G))
+            self.weight_hh = nn.Parameter(torch.zeros(K, hidden_dim, G))
+            self.bias_ih = nn.Parameter(torch.zeros(K, 1, G))
+            self.bias_hh = nn.Parameter(torch.zeros(K, 1, G))
+            width = hidden_dim
+        self.hidden_weight = nn.Parameter(torch.zeros(K, width, hidden_dim))
+        self.hidden_bias = nn.Parameter(torch.zeros(K, 1, hidden_dim))
+        self.out_weight = nn.Parameter(torch.zeros(K, hidden_dim, num_classes))
+        self.out_bias = nn.Parameter(torch.zeros(K, 1, num_classes))
+
+    @property
+    def members(self) -> int:
+        return self.out_bias.shape[0]
+
+    def forward(self, rows: Tensor, lengths: Tensor) -> Tensor:
+        """rows `[K, T, B]` from `stacked_ids`, lengths `[K, B]` (each >= 1) → logits `[K, B, C]`."""
+        x = F.embedding(rows, self.embed, padding_idx=self.embed.shape[0] - 1, sparse=self.sparse)
+        if self.cell is not None:
+            x = self.cell.run(x, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        h = torch.relu(_project(x, self.hidden_weight, self.hidden_bias))
+        padded = torch.arange(rows.shape[1], device=rows.device)[None, :, None] >= lengths[:, None, :]
+        pooled = h.masked_fill(padded[..., None], float("-inf")).amax(dim=1)
+        return torch.baddbmm(self.out_bias, pooled, self.out_weight)
+
+    # --- members as solo Classifier state dicts ------------------------------------------------
+
+    def layout(self) -> dict[str, tuple[str, str]]:
+        """Classifier parameter name → (own parameter name, "embed" | "weight" | "bias"), in the
+        Classifier's parameter order (which its optimizer state dict numbers by)."""
+        encoder = _ENCODER if self.cell is not None else {}
+        return {"embed.weight": ("embed", "embed"), **encoder, **_HEAD}
+
+    def member_view(self, stacked: Tensor, how: str, k: int) -> Tensor:
+        """Member k's part of a stacked tensor (a parameter, its gradient or a momentum buffer),
+        shaped as in the solo Classifier. A view: writing to it writes the stacked tensor."""
+        if how == "embed":
+            return stacked[k * self.vocab_size : (k + 1) * self.vocab_size]
+        return stacked[k].T if how == "weight" else stacked[k, 0]
+
+    def member_state_dict(self, k: int, stacked: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """Member k as a Classifier state dict (CPU copies). `stacked` (own name → tensor shaped
+        like that parameter, e.g. momentum buffers) converts those instead of the weights."""
+        source = stacked if stacked is not None else dict(self.named_parameters())
+        return {
+            name: self.member_view(source[own], how, k).detach().to("cpu", copy=True).contiguous()
+            for name, (own, how) in self.layout().items()
+        }
+
+    @torch.no_grad()
+    def load_member_state_dict(self, k: int, state: dict[str, Tensor], stacked: dict[str, Tensor] | None = None) -> None:
+        """Copy a Classifier state dict into member k (or into `stacked` tensors, as above)."""
+        layout = self.layout()
+        if set(state) != set(layout):
+            raise ConfigError(
+                f"a {self.kind} member needs parameters {sorted(layout)}, got {sorted(state)}; "
+                "load a state dict of the same model kind"
+            )
+        target = stacked if stacked is not None else dict(self.named_parameters())
+        for name, (own, how) in layout.items():
+            view = self.member_view(target[own], how, k)
+            if view.shape != state[name].shape:
+                raise ConfigError(
+                    f"{name} has shape {tuple(state[name].shape)}, the group's members {tuple(view.shape)}; "
+                    "load a state dict of the same sizes and vocabulary"
+                )
+            view.copy_(state[name])
+
+    def keep_members(self, index: Sequence[int]) -> None:
+        """Drop every member not in `index` (e.g. the diverged ones); the kept ones are renumbered
+        0.. in `index` order."""
+        for name, parameter in self.named_parameters():
+            parameter.data = keep_rows(parameter.data, index, self.vocab_size if name == "embed" else None)
+            parameter.grad = None
+
+
+def keep_rows(stacked: Tensor, index: Sequence[int], vocab_size: int | None = None) -> Tensor:
+    """The members `index` of a stacked tensor; with `vocab_size`, of a stacked embedding table
+    (K*V rows + the shared padding row, which is kept)."""
+    picked = torch.as_tensor(list(index), dtype=torch.long, device=stacked.device)
+    if vocab_size is None:
+        return stacked.index_select(0, picked)
+    tables = stacked[:-1].unflatten(0, (-1, vocab_size)).index_select(0, picked)
+    return torch.cat([tables.flatten(0, 1), stacked[-1:]])
+
+
+# --- the grouped optimizer --------------------------------------------------------------------
+
+
+class GroupSGD:
+    """torch.optim.SGD's update for every member of a GroupClassifier, each with its own lr and
+    momentum: buf = m buf + grad (buf starts at zero, so the first step's buf is the gradient,
+    as torch's), p -= lr buf; with every momentum 0 that is p -= lr grad. A sparse embedding
+    gradient (plain SGD only) updates just the rows it touches, each with its member's lr."""
+
+    def __init__(self, model: GroupClassifier, lrs: Sequence[float], momenta: Sequence[float]):
+        if model.sparse and any(m > 0 for m in momenta):
+            raise ConfigError("momentum needs dense embedding gradients; build the GroupClassifier with sparse=False")
+        self.model = model
+        device, dtype = model.embed.device, model.embed.dtype
+        self.lr = torch.tensor(list(lrs), dtype=dtype, device=device)
+        self.momentum = torch.tensor(list(momenta), dtype=dtype, device=device)
+        use_buffers = bool((self.momentum > 0).any())
+        self.buffers = {name: torch.zeros_like(p) for name, p in model.named_parameters()} if use_buffers else None
+
+    def zero_grad(self) -> None:
+        for parameter in self.model.parameters():
+            parameter.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        neg_lr = -self.lr
+        for name, p in self.model.named_parameters():
+            if p.grad is None:
+                continue
+            if p.grad.is_sparse:  # scale each touched row by its member's lr, then add as torch's SGD does
+                member = torch.clamp(p.grad._indices()[0] // self.model.vocab_size, max=len(neg_lr) - 1)
+                p.grad._values().mul_(neg_lr[member].unsqueeze(1))
+                p.add_(p.grad)
+                continue
+            step = self._members(p.grad, name)
+            if self.buffers is not None:
+                step = self._members(self.buffers[name], name).mul_(_per_member(self.momentum, step)).add_(step)
+            self._members(p, name).addcmul_(step, _per_member(neg_lr, step))
+
+    def _members(self, tensor: Tensor, name: str) -> Tensor:
+        """The tensor with the member as its first dimension (the embedding without its padding row)."""
+        return tensor[:-1].unflatten(0, (-1, self.model.vocab_size)) if name == "embed" else tensor
+
+    def keep_members(self, index: Sequence[int]) -> None:
+        """Keep the state of the members the model keeps (call with the same `index`)."""
+        picked = torch.as_tensor(list(index), dtype=torch.long, device=self.lr.device)
+        self.lr, self.momentum = self.lr[picked], self.momentum[picked]
+        if self.buffers is not None:
+            vocab = self.model.vocab_size
+            self.buffers = {n: keep_rows(b, index, vocab if n == "embed" else None) for n, b in self.buffers.items()}
+
+
+def _per_member(values: Tensor, like: Tensor) -> Tensor:
+    """A `[K]` vector shaped to broadcast over a `[K, ...]` tensor."""
+    return values.view(-1, *[1] * (like.dim() - 1))
