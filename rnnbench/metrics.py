@@ -16,6 +16,7 @@ VAL_LOSS = "val_loss"
 VAL_ACC = "val_acc"
 TEST_LOSS = "test_loss"  # with final=True the held-out split is the official test set
 TEST_ACC = "test_acc"
+CHANCE_ACC = "chance_acc"  # accuracy of always predicting the eval split's majority class
 
 # autoregressor (grammars)
 LOSS_PER_TOKEN = "loss_per_token"

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from rnnbench.data.batching import (
-    BATCHES_PER_BUCKET, PAD, Sequences, group_batches, make_batches, order_rng, padding_share, token_batches,
+    BATCHES_PER_BUCKET,
+    PAD,
+    Sequences,
+    group_batches,
+    make_batches,
+    order_rng,
+    padding_share,
+    token_batches,
 )  # fmt: skip
 from rnnbench.errors import ConfigError
 

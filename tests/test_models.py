@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from rnnbench.errors import ConfigError
 from torch import nn
 
+from rnnbench.errors import ConfigError
 from rnnbench.models import CLASSIFIERS, Classifier, LanguageModel
 
 

@@ -372,6 +372,12 @@ class TextData:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def chance_acc(self) -> float:
+        """The accuracy of always predicting the eval split's most common class: a classifier
+        stuck there has learned nothing (a small subset is rarely balanced, so not 1 / classes)."""
+        return float(np.bincount(self.eval.labels, minlength=self.num_classes).max() / len(self.eval))
+
 
 def load_text(
     dataset: TextDataset,

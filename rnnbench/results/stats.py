@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from rnnbench import metrics as m
 from rnnbench.errors import ResultsError
 from rnnbench.results.columns import STATUS_DIVERGED, STATUS_ERRORED, bounds, metric_columns, require_columns, require_metrics
 
@@ -33,7 +34,7 @@ STAT_COLUMNS = ("n", "mean", "std", "var", "sem", "ci_low", "ci_high", "median",
                 "min", "max", "n_trials", "n_diverged", "n_errored")
 _LOCATION = ("mean", "std", "var", "sem", "ci_low", "ci_high", "median", "q25", "q75", "iqr", "min", "max")
 
-CHANCE = "chance_acc"  # per-epoch majority-class share of the eval split, reported by the classifier loop
+CHANCE = m.CHANCE_ACC  # per-epoch majority-class share of the eval split, reported by the classifier loop
 CHANCE_MARGIN = 0.01  # a trial is "at chance" when its accuracy is <= chance_acc + this
 
 

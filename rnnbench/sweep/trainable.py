@@ -74,9 +74,9 @@ def train_group(config: dict[str, Any], data: Any = None, metric: str = "", mode
     group = make_group(task, member_configs(task, config), data, fuse)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        group.load_member_states(_read_states(checkpoint, members))
+        group.load_state_dict({MEMBERS: _read_states(checkpoint, members)})
     elif any(RESTORE_FROM in member for member in members):
-        group.load_member_states([_read_states(tune.Checkpoint(m[RESTORE_FROM]), [m])[0] for m in members])
+        group.load_state_dict({MEMBERS: [_read_states(tune.Checkpoint(m[RESTORE_FROM]), [m])[0] for m in members]})
     sign, best = (1 if mode == "max" else -1), None
     for reports in group.epochs():
         named = {members[i][NAME]: report for i, report in reports.items()}
@@ -88,7 +88,7 @@ def train_group(config: dict[str, Any], data: Any = None, metric: str = "", mode
             summary.update({metric: mean, f"{metric}_std": statistics.stdev(values) if len(values) > 1 else 0.0,
                             SCORE: best})
         with tempfile.TemporaryDirectory() as folder:
-            for member, state in zip(members, group.member_states()):
+            for member, state in zip(members, group.state_dict()[MEMBERS]):
                 save_checkpoint(state, Path(folder) / f"{member[NAME]}.pt")
             tune.report(summary, checkpoint=tune.Checkpoint.from_directory(folder))
 

@@ -21,7 +21,7 @@ from rnnbench import metrics
 from rnnbench.data.batching import PAD, make_batches
 from rnnbench.data.grammars import END, START, GrammarData, check_grammar, is_valid
 from rnnbench.errors import ConfigError
-from rnnbench.models import LanguageModel
+from rnnbench.models import LM_CELLS, LanguageModel
 from rnnbench.sampling import sample
 from rnnbench.train.common import TrainingRun, load_checkpoint, pick_device, require_positive, seed_everything
 
@@ -42,6 +42,7 @@ class GrammarConfig:
     batch_size: int = 32
     batching: str = "bucket"
     seed: int = 0
+    cell: str = "lstm"  # lstm or gru (rnnbench.models.LM_CELLS)
     num_layers: int = 1
     embed_dim: int = 32
     hidden_dim: int = 16
@@ -58,6 +59,8 @@ class GrammarConfig:
             n=self.n, lr=self.lr, epochs=self.epochs, batch_size=self.batch_size, embed_dim=self.embed_dim,
             hidden_dim=self.hidden_dim, num_samples=self.num_samples, max_len=self.max_len,
         )  # fmt: skip
+        if self.cell not in LM_CELLS:
+            raise ConfigError(f"unknown cell {self.cell!r}; choose one of {', '.join(LM_CELLS)}")
         if self.num_layers not in (1, 2, 3):
             raise ConfigError(f"num_layers must be 1, 2 or 3, got {self.num_layers}; the study used 1 to 3")
         if self.clip_grad is not None:
@@ -95,7 +98,7 @@ class GrammarRun(TrainingRun):
             raise ConfigError(f"data is {self.data.grammar!r} but config.dataset is {config.dataset!r}; pass matching data")
         self.device = pick_device(config.device)
         self.rng = seed_everything(config.seed)
-        self.model = LanguageModel(len(self.data.vocab), config.embed_dim, config.hidden_dim, config.num_layers)
+        self.model = LanguageModel(len(self.data.vocab), config.embed_dim, config.hidden_dim, config.num_layers, config.cell)
         self.model.to(self.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr)
         self.epoch = 0

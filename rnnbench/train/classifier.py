@@ -65,6 +65,12 @@ class ClassifierConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}; pass a non-negative {name}")
 
 
+    def reported_metrics(self) -> list[str]:
+        """The metrics every epoch reports, for checking an objective before anything runs."""
+        held_out = ([M.TEST_LOSS, M.TEST_ACC] if self.final else [M.VAL_LOSS, M.VAL_ACC])
+        return [M.TRAIN_LOSS, M.TRAIN_LOSS_SUM, M.TRAIN_ACC, *held_out, M.CHANCE_ACC]
+
+
 def load_data(config: ClassifierConfig, vocab: tuple[str, ...] | None = None) -> ImdbData:
     return load_imdb(
         config.data,
@@ -88,7 +94,7 @@ class ClassifierRun(TrainingRun):
         # plain SGD on sparse embedding gradients is the same update as on dense ones, only cheaper;
         # with momentum it is not (untouched rows would stop decaying), so momentum keeps them dense
         self.model = Classifier(
-            config.model, len(self.data.vocab), 2, config.embed_dim, config.hidden_dim, sparse=config.momentum == 0
+            config.model, len(self.data.vocab), self.data.num_classes, config.embed_dim, config.hidden_dim, sparse=config.momentum == 0
         ).to(self.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum)
         self.epoch = 0
@@ -133,6 +139,7 @@ class ClassifierRun(TrainingRun):
             M.TRAIN_ACC: correct.item() / len(train),
             f"{name}_loss": eval_loss,
             f"{name}_acc": eval_acc,
+            M.CHANCE_ACC: self.data.chance_acc,
             M.EPOCH_S: time.perf_counter() - start,
             M.TOKENS_PER_S: len(train.tokens) / train_s,
             M.DIVERGED: self.diverged,

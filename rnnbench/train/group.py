@@ -88,14 +88,14 @@ class GroupRun:
         vocab_size = len(self.data.vocab)
         # as ClassifierRun: sparse embedding gradients for plain SGD, dense ones once any member has momentum
         self.model = GroupClassifier(
-            base.model, len(configs), vocab_size, 2, base.embed_dim, base.hidden_dim,
+            base.model, len(configs), vocab_size, self.data.num_classes, base.embed_dim, base.hidden_dim,
             sparse=all(config.momentum == 0 for config in configs),
         )  # fmt: skip
         self.rngs: list[np.random.Generator] = []
         self._torch_rng: list[torch.Tensor] = []  # each member's torch RNG right after its init, as a solo run has it
         for k, config in enumerate(self.configs):
             self.rngs.append(seed_everything(config.seed))
-            solo = Classifier(base.model, vocab_size, 2, base.embed_dim, base.hidden_dim)  # ClassifierRun's weights
+            solo = Classifier(base.model, vocab_size, self.data.num_classes, base.embed_dim, base.hidden_dim)  # ClassifierRun's weights
             self._torch_rng.append(torch.get_rng_state())
             self.model.load_member_state_dict(k, solo.state_dict())
             del solo
@@ -137,6 +137,7 @@ class GroupRun:
                 M.TRAIN_ACC: correct_counts[j] / len(train),
                 f"{name}_loss": eval_losses[j],
                 f"{name}_acc": eval_accs[j],
+                M.CHANCE_ACC: self.data.chance_acc,
                 M.EPOCH_S: seconds,
                 M.TOKENS_PER_S: len(train.tokens) / train_s,
                 M.DIVERGED: not math.isfinite(train_loss_sums[j]),

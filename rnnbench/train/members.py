@@ -3,8 +3,8 @@
 The sweep layer trains a *group* of grid members per trial. A fused group (rnnbench.train.group)
 does it in one batched computation; `SerialGroup` is the general form for any task: each member
 keeps its own run and the runs take turns, one epoch each. Both have the same surface: `epochs()`
-yields {member index: that member's metrics} once per epoch, and `member_states()` /
-`load_member_states()` move every member's solo-compatible checkpoint state in and out.
+yields {member index: that member's metrics} once per epoch, and `state_dict()` /
+`load_state_dict()` move {"members": [each member's solo-compatible checkpoint state]} out and in.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ class Group(Protocol):
 
     def epochs(self) -> Iterator[dict[int, dict[str, Any]]]: ...
 
-    def member_states(self) -> list[dict[str, Any]]: ...
+    def state_dict(self) -> dict[str, Any]: ...
 
-    def load_member_states(self, states: list[dict[str, Any]]) -> None: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
 class SerialGroup:
@@ -43,9 +43,9 @@ class SerialGroup:
             if reports:
                 yield reports
 
-    def member_states(self) -> list[dict[str, Any]]:
-        return [run.state_dict() for run in self.runs]
+    def state_dict(self) -> dict[str, Any]:
+        return {"members": [run.state_dict() for run in self.runs]}
 
-    def load_member_states(self, states: list[dict[str, Any]]) -> None:
-        for run, state in zip(self.runs, states, strict=True):
-            run.load_state_dict(state)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for run, member in zip(self.runs, state["members"], strict=True):
+            run.load_state_dict(member)
