@@ -18,7 +18,9 @@ from pathlib import Path
 RAY = "ray==2.60.0"
 # what Ray (core + tune) and rnnbench need beyond a torch/pandas/pyarrow image
 EXTRA = ["jsonschema==4.25.1", "jsonschema-specifications==2025.9.1", "referencing==0.36.2", "rpds-py==0.27.1",
-         "tensorboardX==2.6.4", "pooch==1.8.2", "platformdirs==4.5.0"]
+         "tensorboardX==2.6.4", "pooch==1.8.2", "platformdirs==4.5.0",
+         # ray.train (which ray.tune imports) needs pydantic
+         "pydantic==2.11.9", "pydantic-core==2.33.2", "annotated-types==0.7.0", "typing-inspection==0.4.1"]
 UNUSED = ("ray/jars/", "ray/rllib/", "ray/serve/", "ray/llm/")
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
              "manylinux1_x86_64"]
@@ -41,7 +43,9 @@ def strip(wheel: Path) -> None:
             data = src.read(item.filename)
             if item.filename.endswith(".dist-info/RECORD"):
                 data = b"\n".join(line for line in data.split(b"\n") if not line.decode().startswith(UNUSED))
-            out.writestr(item.filename, data, compress_type=zipfile.ZIP_LZMA)
+            entry = zipfile.ZipInfo(item.filename, item.date_time)
+            entry.external_attr = item.external_attr  # file modes: Ray's gcs_server and raylet must stay executable
+            out.writestr(entry, data, compress_type=zipfile.ZIP_LZMA)
     slim.replace(wheel)
 
 
