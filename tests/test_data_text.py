@@ -151,3 +151,18 @@ def test_registry_knows_imdb_and_refuses_unknown_names():
     assert get_text_dataset("imdb") is IMDB
     with pytest.raises(ConfigError, match="^unknown text dataset 'yelp'; choose one of imdb$"):
         get_text_dataset("yelp")
+
+
+def test_a_registered_dataset_trains_through_the_classifier_loop(topics, monkeypatch):
+    """Registered (one TEXT_DATASETS entry), the second dataset is a `--dataset` of the imdb task's
+    loop: three classes, so a three-way output layer, and it learns the lexicon."""
+    from rnnbench.data import datasets
+    from rnnbench.train.classifier import ClassifierConfig, ClassifierRun
+
+    monkeypatch.setitem(datasets.TEXT_DATASETS, "topics", TOPICS)
+    config = ClassifierConfig(dataset="topics", data=str(topics), model="mlp", lr=0.3, epochs=4, embed_dim=16,
+                              hidden_dim=16)
+    run = ClassifierRun(config)
+    assert run.model.out.out_features == 3 and run.data.num_classes == 3
+    history = list(run.epochs())
+    assert history[-1]["val_acc"] > 0.9 and history[-1]["chance_acc"] == pytest.approx(1 / 3, abs=0.1)

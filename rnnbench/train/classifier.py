@@ -18,7 +18,8 @@ import torch.nn.functional as F
 
 from rnnbench import metrics as M
 from rnnbench.data.batching import Sequences, group_batches, order_rng, token_batches
-from rnnbench.data.imdb import ImdbData, load_imdb
+from rnnbench.data.datasets import get_text_dataset
+from rnnbench.data.text import TextData, load_text
 from rnnbench.errors import ConfigError, DataError
 from rnnbench.models import CLASSIFIERS, Classifier
 from rnnbench.train.common import TrainingRun, load_checkpoint, pick_device, require_positive, seed_everything
@@ -28,9 +29,10 @@ EVAL_BATCH_TOKENS = 32_768  # evaluation needs no gradients, so it takes bigger 
 
 @dataclass(frozen=True)
 class ClassifierConfig:
-    """One IMDB classifier trial. Defaults are the study's settings."""
+    """One text-classifier trial (IMDB by default). Defaults are the study's settings."""
 
     model: str = "lstm"  # mlp, elman, elman_naive, lstm or gru
+    dataset: str = "imdb"  # a text dataset of rnnbench.data.datasets
     lr: float = 0.1
     epochs: int = 10
     batch_size: int = 32
@@ -45,10 +47,11 @@ class ClassifierConfig:
     max_vocab: int | None = None
     min_count: int = 1
     subset: int | None = None  # train on this many reviews (and evaluate on a quarter as many)
-    data: str | None = None  # aclImdb folder or tarball; None: $RNNBENCH_IMDB, cache, download
+    data: str | None = None  # the dataset's folder or tarball; None: $RNNBENCH_<DATASET>, cache, download
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        get_text_dataset(self.dataset)  # an unknown name is a one-line error here
         if self.model not in CLASSIFIERS:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(CLASSIFIERS)}")
         if self.batching not in ("bucket", "random"):
@@ -71,8 +74,9 @@ class ClassifierConfig:
         return [M.TRAIN_LOSS, M.TRAIN_LOSS_SUM, M.TRAIN_ACC, *held_out, M.CHANCE_ACC]
 
 
-def load_data(config: ClassifierConfig, vocab: tuple[str, ...] | None = None) -> ImdbData:
-    return load_imdb(
+def load_data(config: ClassifierConfig, vocab: tuple[str, ...] | None = None) -> TextData:
+    return load_text(
+        get_text_dataset(config.dataset),
         config.data,
         final=config.final,
         split_seed=config.split_seed,
@@ -86,7 +90,7 @@ def load_data(config: ClassifierConfig, vocab: tuple[str, ...] | None = None) ->
 class ClassifierRun(TrainingRun):
     """Model, optimizer, RNG and epoch counter of one trial; `epochs()` trains up to config.epochs."""
 
-    def __init__(self, config: ClassifierConfig, data: ImdbData | None = None):
+    def __init__(self, config: ClassifierConfig, data: TextData | None = None):
         self.config = config
         self.data = data if data is not None else load_data(config)
         self.device = pick_device(config.device)
@@ -178,7 +182,7 @@ class ClassifierRun(TrainingRun):
 
     @classmethod
     def restore(
-        cls, path: str | os.PathLike, config: ClassifierConfig | None = None, data: ImdbData | None = None
+        cls, path: str | os.PathLike, config: ClassifierConfig | None = None, data: TextData | None = None
     ) -> "ClassifierRun":
         """Continue a saved run. Pass a changed `config` to go on differently, e.g.
         `dataclasses.replace(old, final=True, epochs=old.epochs + 5)` to continue on the official

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from rnnbench import metrics as M
 from rnnbench.data.batching import Sequences, group_batches, order_rng, token_batches
-from rnnbench.data.imdb import ImdbData
+from rnnbench.data.text import TextData
 from rnnbench.errors import ConfigError, DataError
 from rnnbench.fused import GroupClassifier, GroupSGD, stacked_ids
 from rnnbench.models import Classifier
@@ -79,7 +79,7 @@ class GroupRun:
     `members` below are positions in `configs`; `active` lists the members still training, in
     the order of the fused model's member dimension."""
 
-    def __init__(self, configs: Sequence[ClassifierConfig], data: ImdbData | None = None):
+    def __init__(self, configs: Sequence[ClassifierConfig], data: TextData | None = None):
         check_group(configs)
         self.configs = list(configs)
         base = self.configs[0]
@@ -276,7 +276,7 @@ class GroupRun:
 
     @classmethod
     def restore(
-        cls, path: str | os.PathLike, configs: Sequence[ClassifierConfig] | None = None, data: ImdbData | None = None
+        cls, path: str | os.PathLike, configs: Sequence[ClassifierConfig] | None = None, data: TextData | None = None
     ) -> "GroupRun":
         """Continue a saved group; pass changed `configs` to go on differently (their lrs and
         momenta win over the saved ones), the data then encoded with the checkpoint's vocabulary."""
