@@ -58,6 +58,7 @@ class Task:
     fused: str | None = None  # a run class training several members as one computation, if the task has one
     confirm: str | None = None  # a second stage continuing the best settings, if the task has one
     confirm_help: str = ""  # what that stage does, for --help without importing it
+    probe: tuple[str, int] = ("subset", 300)  # --dry-run times an epoch with this config field cut to this size
 
     def load(self, attribute: str) -> Any:
         """One of the lazily named parts (`config`, `run`, `load_data`, `fused`, `confirm`), imported now."""
@@ -96,6 +97,7 @@ GRAMMAR = Task(
     config="rnnbench.train.autoregressor:GrammarConfig",
     run="rnnbench.train.autoregressor:GrammarRun",
     load_data="rnnbench.train.autoregressor:load_data",
+    probe=("n", 2000),
 )
 
 TASKS: dict[str, Task] = {task.name: task for task in (IMDB, GRAMMAR)}

@@ -186,3 +186,14 @@ def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     df = results.load(tmp_path / "c")
     assert all(sorted(epochs) == [1, 2, 3] for _, epochs in df.groupby("trial")["epoch"]) and len(df) == 9
+
+
+def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path):
+    done = sweep("grammar_grid.py", "--datasets", "brackets", "dyck2", "--lrs", "1.0", "--seeds", "0", "1", "2",
+                 "--epochs", "2", "--n", "600", "--num-samples", "5", "--group", "seeds", "--dry-run",
+                 "--storage", str(tmp_path), "--name", "d", timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "6 members in 2 trials (seeds grouped) x 2 epochs = 12 member-epochs" in done.stdout
+    assert "probe: brackets" in done.stdout and "probe: dyck2" in done.stdout
+    assert "estimate: ~" in done.stdout and "MB of checkpoint per member" in done.stdout
+    assert not (tmp_path / "d").exists() and "Ray" not in done.stderr

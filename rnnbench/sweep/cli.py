@@ -49,6 +49,9 @@ def add_run_args(run: argparse._ArgumentGroup, default_name: str) -> None:
                           f"of a model together); fused into one computation where the task can (default auto: {GPU_GROUPING} "
                           f"on a GPU, {CPU_GROUPING} on CPUs)")
     run.add_argument("--resume", action="store_true", help="continue the interrupted experiment --name: finished trials are kept, unfinished ones go on from their last epoch")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print the trials, members, resources, a time estimate (from a one-epoch probe on a slice of the data) "
+                          "and the disk it needs, then stop without starting anything")
 
 
 def keep_private_ray_on_loopback(args: argparse.Namespace) -> None:
@@ -133,6 +136,8 @@ def run(task: Task, args: argparse.Namespace) -> int:
             raise ConfigError(f"experiment {path} already exists; pass --resume to continue it or another --name")
         grouping = args.group
     data = task.load("load_data")(base)  # before Ray starts: a data problem fails in seconds
+    if args.dry_run:
+        return dry_run(task, base, data, axes, grouping, args)
     start_ray(args.address, args.cpus_per_trial, args.gpus_per_trial or 0)
     gpus = gpus_per_trial(args.gpus_per_trial)
     if grouping == "auto":
@@ -154,6 +159,23 @@ def run(task: Task, args: argparse.Namespace) -> int:
              epochs=base.epochs, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,
              max_concurrent=args.max_concurrent, resume=resume)
     return summarize(path, task, args.how)
+
+
+def dry_run(task: Task, base: Any, data: Any, axes: dict[str, list], grouping: str, args: argparse.Namespace) -> int:
+    """The plan, with this machine's GPUs standing in for a cluster's; nothing starts."""
+    import torch
+
+    from rnnbench.sweep.dry_run import plan
+    from rnnbench.sweep.members import grid_members, group_members
+
+    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else float(torch.cuda.device_count())
+    if grouping == "auto":
+        grouping = GPU_GROUPING if gpus > 0 and task.fused else CPU_GROUPING
+    groups = group_members(task, grid_members(task, axes), grouping)
+    if args.gpus_per_trial is None and gpus > 0:
+        gpus = max(gpus / len(groups), 1 / 8) if len(groups) > gpus else 1.0
+    print(plan(task, base, data, groups, grouping, args.cpus_per_trial, gpus, args.max_concurrent))
+    return 0
 
 
 def check_resources(args: argparse.Namespace) -> None:
