@@ -94,7 +94,6 @@ def run(task: Task, args: argparse.Namespace) -> int:
     from ray import tune
 
     from rnnbench.sweep.grid import run_grid
-    from rnnbench.sweep.members import grid_members, group_members
     from rnnbench.sweep.runtime import (
         check_storage,
         experiment_exists,
@@ -139,12 +138,7 @@ def run(task: Task, args: argparse.Namespace) -> int:
     if args.dry_run:
         return dry_run(task, base, data, axes, grouping, args)
     start_ray(args.address, args.cpus_per_trial, args.gpus_per_trial or 0)
-    gpus = gpus_per_trial(args.gpus_per_trial)
-    if grouping == "auto":
-        grouping = GPU_GROUPING if gpus > 0 and task.fused else CPU_GROUPING
-    groups = group_members(task, grid_members(task, axes), grouping)
-    if args.gpus_per_trial is None and gpus > 0:
-        gpus = max(gpus / len(groups), 1 / 8) if len(groups) > gpus else 1.0
+    grouping, groups, gpus = trials(task, axes, grouping, gpus_per_trial(args.gpus_per_trial), args.gpus_per_trial is None)
     if not resume:
         write_spec(path, {"task": task.name, "base": dataclasses.asdict(base), "axes": axes, "group": grouping})
     axis_fields = [field for field, _ in task.axes.values()]
@@ -161,19 +155,28 @@ def run(task: Task, args: argparse.Namespace) -> int:
     return summarize(path, task, args.how)
 
 
+def trials(task: Task, axes: dict[str, list], grouping: str, gpus: float, share: bool
+           ) -> tuple[str, list[list[dict[str, Any]]], float]:
+    """The grouping (`auto` resolved), the members of each trial, and the GPUs per trial: `gpus` as
+    given, or, with `share`, the GPUs there are divided among the trials (at least 1/8 each)."""
+    from rnnbench.sweep.members import grid_members, group_members
+
+    if grouping == "auto":
+        grouping = GPU_GROUPING if gpus > 0 and task.fused else CPU_GROUPING
+    groups = group_members(task, grid_members(task, axes), grouping)
+    if share and gpus > 0:
+        gpus = max(gpus / len(groups), 1 / 8) if len(groups) > gpus else 1.0
+    return grouping, groups, gpus
+
+
 def dry_run(task: Task, base: Any, data: Any, axes: dict[str, list], grouping: str, args: argparse.Namespace) -> int:
     """The plan, with this machine's GPUs standing in for a cluster's; nothing starts."""
     import torch
 
     from rnnbench.sweep.dry_run import plan
-    from rnnbench.sweep.members import grid_members, group_members
 
     gpus = args.gpus_per_trial if args.gpus_per_trial is not None else float(torch.cuda.device_count())
-    if grouping == "auto":
-        grouping = GPU_GROUPING if gpus > 0 and task.fused else CPU_GROUPING
-    groups = group_members(task, grid_members(task, axes), grouping)
-    if args.gpus_per_trial is None and gpus > 0:
-        gpus = max(gpus / len(groups), 1 / 8) if len(groups) > gpus else 1.0
+    grouping, groups, gpus = trials(task, axes, grouping, gpus, args.gpus_per_trial is None)
     print(plan(task, base, data, groups, grouping, args.cpus_per_trial, gpus, args.max_concurrent))
     return 0
 
