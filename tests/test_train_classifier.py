@@ -122,10 +122,14 @@ def test_cli_prints_one_line_per_epoch_and_one_line_errors(tiny_imdb, tmp_path):
         assert len(error_lines) == 1 and expected in error_lines[0]
 
 
-def test_real_data_loop_runs(real_imdb, real_cache, monkeypatch):
+def test_real_data_loop_learns(real_imdb, real_cache, monkeypatch):
+    """On 2,000 real reviews a small MLP learns sentiment: its training loss falls every epoch and
+    it ends clearly above the majority class on the held-out 500 (seen: 0.64 against 0.506)."""
     monkeypatch.setenv("RNNBENCH_CACHE", str(real_cache))
-    config = ClassifierConfig(model="mlp", epochs=1, subset=400, data=str(real_imdb), **SMALL)
+    config = ClassifierConfig(model="mlp", lr=0.3, epochs=3, subset=2000, data=str(real_imdb), **SMALL)
     data = load_data(config)
-    assert (len(data.train), len(data.eval)) == (400, 100)
-    [metrics] = list(ClassifierRun(config, data).epochs())
-    assert 0 <= metrics[M.VAL_ACC] <= 1 and metrics[M.TOKENS_PER_S] > 0
+    assert (len(data.train), len(data.eval)) == (2000, 500)
+    history = list(ClassifierRun(config, data).epochs())
+    losses = [m[M.TRAIN_LOSS] for m in history]
+    assert losses[0] > losses[1] > losses[2]
+    assert history[-1][M.VAL_ACC] > history[-1][M.CHANCE_ACC] + 0.08, history[-1]
