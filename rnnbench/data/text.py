@@ -411,7 +411,10 @@ def load_text(
         val = np.concatenate([rng.choice(rows, round(len(rows) * VAL_FRACTION), replace=False) for rows in by_class])
         train_idx, eval_idx = np.setdiff1d(train_idx, val), np.sort(val)
     if subset is not None:
-        train_idx = np.sort(rng.choice(train_idx, min(subset, len(train_idx)), replace=False))
+        if subset > len(train_idx):  # silently training on fewer examples than asked would mislead
+            raise DataError(f"subset {subset} is larger than the training split ({len(train_idx)} examples); "
+                            f"pass a subset <= {len(train_idx)}")
+        train_idx = np.sort(rng.choice(train_idx, subset, replace=False))
         eval_idx = np.sort(rng.choice(eval_idx, min(max(subset // 4, 1), len(eval_idx)), replace=False))
     everything = Sequences(corpus.tokens, corpus.offsets, corpus.labels)
     train, evaluation = everything.subset(train_idx), everything.subset(eval_idx)
