@@ -4,7 +4,7 @@ Every per-epoch metrics dict uses these keys; the results layer reads them back 
 """
 
 EPOCH = "epoch"  # 1-based number of completed epochs
-DIVERGED = "diverged"  # True once the training loss became NaN or infinite; the loop then stops
+DIVERGED = "diverged"  # True once the training loss is not finite (grammars: or worse than uniform); the loop then stops
 EPOCH_S = "epoch_s"  # wall seconds of the epoch, training and evaluation together
 TOKENS_PER_S = "tokens_per_s"  # real (non-padding) training tokens per second of training time
 
@@ -20,12 +20,19 @@ CHANCE_ACC = "chance_acc"  # accuracy of always predicting the eval split's majo
 
 # autoregressor (grammars)
 LOSS_PER_TOKEN = "loss_per_token"
+HELD_OUT_LOSS_PER_TOKEN = "held_out_loss_per_token"  # after the epoch, no gradient, on the held-out strings
 GRAD_NORM = "grad_norm"
 
 
 def synth_acc(temperature: float) -> str:
     """Share of valid sequences sampled from `.start` at this temperature, e.g. `synth_acc@t0.5`."""
     return f"synth_acc@t{temperature:g}"
+
+
+def synth_distinct(temperature: float) -> str:
+    """Distinct valid samples from `.start` over all samples at this temperature: a model that
+    collapsed onto one short word scores 1 / num_samples, however valid that word is."""
+    return f"synth_distinct@t{temperature:g}"
 
 
 def compl_acc(temperature: float) -> str:

@@ -171,6 +171,7 @@ def test_ndfa_runs():
         ({"batching": "sorted"}, "unknown batching"),
         ({"seed": -1}, "seed must be >= 0"),
         ({"device": "tpu"}, "unknown device"),
+        ({"n": 10, "batch_size": 11}, "batch_size 11 is larger than the training set"),
     ],
 )
 def test_bad_config(override, message):
@@ -186,3 +187,60 @@ def test_data_must_match_config(brackets_data):
 
 def test_temperatures_from_a_list_become_floats():
     assert GrammarConfig(temperatures=[0, 1]).temperatures == (0.0, 1.0)
+
+
+def test_a_collapsed_run_with_a_finite_loss_is_diverged_and_stops(tmp_path):
+    """At lr 1e8 the loss stays finite (the weights do too) but the model is far worse than a
+    uniform guess: the run is diverged after its first epoch, stays stopped, and is still sampled."""
+    config = GrammarConfig(**{**SMALL, "n": 500, "lr": 1e8, "epochs": 3})
+    run = GrammarRun(config)
+    results = list(run.epochs())
+    assert len(results) == 1 and results[0][metrics.DIVERGED] is True
+    assert math.isfinite(results[0][metrics.LOSS_PER_TOKEN]) and results[0][metrics.LOSS_PER_TOKEN] > math.log(6)
+    assert 0 <= results[0][metrics.synth_distinct(1.0)] <= results[0][metrics.synth_acc(1.0)]
+    run.save(tmp_path / "run.pt")
+    assert list(GrammarRun.restore(tmp_path / "run.pt").epochs()) == []
+
+
+def test_distinct_samples_tell_a_healthy_model_from_a_collapsed_one():
+    """At lr 1e3 the model says "()" every time: 100% valid, one distinct sample. A healthy model
+    (one epoch at lr 1.0, enough updates to move past "()") samples several different words."""
+    config = dict(SMALL, n=5000, batch_size=16, epochs=1, temperatures=(0.0, 1.0), num_samples=50)
+    data = GrammarData.generate("brackets", config["n"], seed=0, n_held_out=config["num_samples"])
+    healthy = next(GrammarRun(GrammarConfig(**config), data).epochs())
+    collapsed = next(GrammarRun(GrammarConfig(**{**config, "lr": 1e3}), data).epochs())
+    assert not healthy[metrics.DIVERGED] and collapsed[metrics.DIVERGED]
+    for t in config["temperatures"]:
+        for result in (healthy, collapsed):
+            assert 0 <= result[metrics.synth_distinct(t)] <= result[metrics.synth_acc(t)]
+    distinct = metrics.synth_distinct(1.0)
+    assert collapsed[distinct] <= 1 / config["num_samples"] and healthy[distinct] >= 5 / config["num_samples"]
+
+
+def test_held_out_loss_is_finite_and_falls():
+    """Small batches (many updates) and 50 held-out words, so the fall is learning, not noise."""
+    config = GrammarConfig(**{**SMALL, "batch_size": 8, "temperatures": (1.0,), "num_samples": 50})
+    results = list(GrammarRun(config).epochs())
+    first, last = (r[metrics.HELD_OUT_LOSS_PER_TOKEN] for r in results)
+    assert math.isfinite(first) and 0 < last < first < math.log(6)
+
+
+def test_held_out_loss_counts_every_real_target_once(trained, brackets_data):
+    """The batched score equals the per-string cross-entropies summed and divided by the targets."""
+    held, total, targets = brackets_data.held_out, 0.0, 0
+    with torch.no_grad():
+        for i in range(len(held)):
+            tokens = torch.from_numpy(held.tokens[held.offsets[i] : held.offsets[i + 1]].astype("int64"))[None]
+            logits, _ = trained.model(tokens[:, :-1])
+            total += torch.nn.functional.cross_entropy(logits[0], tokens[0, 1:], reduction="sum").item()
+            targets += tokens.shape[1] - 1
+    assert trained._held_out_loss() == pytest.approx(total / targets, rel=1e-5)
+
+
+def test_reported_metrics_are_the_ones_reported(brackets_data):
+    config = GrammarConfig(**{**SMALL, "epochs": 1})
+    result = next(GrammarRun(config, brackets_data).epochs())
+    assert set(config.reported_metrics()) <= set(result)
+    assert {metrics.HELD_OUT_LOSS_PER_TOKEN, metrics.synth_distinct(0.0), metrics.synth_distinct(1.0)} <= set(
+        config.reported_metrics()
+    )

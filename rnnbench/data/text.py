@@ -311,8 +311,7 @@ def load_corpus(dataset: TextDataset, source: Source) -> Corpus:
         with np.load(cached) as stored:
             words = np.array(stored["words"].tobytes().decode().split("\n"), dtype=object)
             return Corpus(words=words, **{name: stored[name] for name in _ARRAYS})
-    print(f"tokenizing {source.path} (first load; cached in {cached.parent})", file=sys.stderr)
-    corpus = _build_corpus(dataset, source)
+    corpus = _build_corpus(dataset, source, cached.parent)
     cached.parent.mkdir(parents=True, exist_ok=True)
     partial = cached.with_suffix(f".{os.getpid()}.tmp.npz")
     words = np.frombuffer("\n".join(corpus.words).encode(), dtype=np.uint8)
@@ -321,13 +320,15 @@ def load_corpus(dataset: TextDataset, source: Source) -> Corpus:
     return corpus
 
 
-def _build_corpus(dataset: TextDataset, source: Source) -> Corpus:
+def _build_corpus(dataset: TextDataset, source: Source, cache: Path) -> Corpus:
     with _reading(dataset, source):
         examples = list(_examples(dataset, source))
     missing = {(split, label) for split in SPLITS for label in dataset.class_names}
     missing -= {(e.split, e.label) for e in examples}
     if missing:
         raise _missing_error(dataset, source, missing)
+    # said once the source has proved readable, so a bad source gets its one error line alone
+    print(f"tokenizing {len(examples):,} examples of {source.path} (first load; cached in {cache})", file=sys.stderr)
     class_index = {label: i for i, label in enumerate(dataset.class_names)}
     examples.sort(key=lambda e: (e.split, class_index[e.label], e.id))
     index: dict[str, int] = {}
@@ -411,7 +412,10 @@ def load_text(
         val = np.concatenate([rng.choice(rows, round(len(rows) * VAL_FRACTION), replace=False) for rows in by_class])
         train_idx, eval_idx = np.setdiff1d(train_idx, val), np.sort(val)
     if subset is not None:
-        train_idx = np.sort(rng.choice(train_idx, min(subset, len(train_idx)), replace=False))
+        if subset > len(train_idx):  # silently training on fewer examples than asked would mislead
+            raise DataError(f"subset {subset} is larger than the training split ({len(train_idx)} examples); "
+                            f"pass a subset <= {len(train_idx)}")
+        train_idx = np.sort(rng.choice(train_idx, subset, replace=False))
         eval_idx = np.sort(rng.choice(eval_idx, min(max(subset // 4, 1), len(eval_idx)), replace=False))
     everything = Sequences(corpus.tokens, corpus.offsets, corpus.labels)
     train, evaluation = everything.subset(train_idx), everything.subset(eval_idx)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from rnnbench.config import OneLineParser
 from rnnbench.errors import ResultsError
 from rnnbench.results.columns import default_how, default_metric, default_per, epoch_rule, task_of
 from rnnbench.results.compare import comparisons
@@ -24,7 +25,7 @@ from rnnbench.results.tensorboard import export_tensorboard
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rnnbench-results", description=__doc__.split("\n\n")[0],
+    p = OneLineParser(prog="rnnbench-results", description=__doc__.split("\n\n")[0],
                                 epilog="rnnbench-results list STORAGE: one line per experiment folder under "
                                        "STORAGE (to report on an experiment folder named 'list', pass ./list)")
     p.add_argument("path", help="experiment folder or storage URI (file://, s3://, ...)")
@@ -45,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def list_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rnnbench-results list",
+    p = OneLineParser(prog="rnnbench-results list",
                                 description="One line per experiment folder under STORAGE: name, task, state, "
                                             "trials, epochs reported, last change, size.")
     p.add_argument("storage", help="the folder (or storage URI) the sweeps' --storage pointed at")

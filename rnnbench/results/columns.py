@@ -63,6 +63,8 @@ def unit(metric: str) -> str:
     """The unit a metric's numbers are in, for table headers and axis labels."""
     if metric.startswith(("synth_acc", "compl_acc")):
         return "fraction valid"
+    if metric.startswith("synth_distinct"):
+        return "fraction distinct and valid"
     if "acc" in metric:
         return "fraction correct"
     if "loss" in metric:
@@ -73,7 +75,7 @@ def unit(metric: str) -> str:
 def bounds(metric: str) -> tuple[float, float]:
     """The range a metric's values (and so its mean) cannot leave: [0, 1] for accuracies and
     other shares, [0, inf) for losses, norms, times and rates; unbounded otherwise."""
-    if "acc" in metric:
+    if "acc" in metric or metric.startswith("synth_distinct"):
         return 0.0, 1.0
     if "loss" in metric or metric in (m.GRAD_NORM, m.EPOCH_S, m.TOKENS_PER_S):
         return 0.0, float("inf")
@@ -103,7 +105,7 @@ def metric_columns(df: pd.DataFrame) -> list[str]:
     vocabulary = {v for k, v in vars(m).items() if k.isupper() and isinstance(v, str)}
     return [c for c in df.columns if c not in NOT_AVERAGED and pd.api.types.is_numeric_dtype(df[c])
             and not pd.api.types.is_bool_dtype(df[c])
-            and (c in vocabulary or c.startswith(("synth_acc@", "compl_acc@")))]
+            and (c in vocabulary or c.startswith(("synth_acc@", "compl_acc@", "synth_distinct@")))]
 
 
 def setting_columns(df: pd.DataFrame, include: Iterable[str] = ()) -> list[str]:

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any, NoReturn, Sequence
 
-from rnnbench.config import add_config_args, given_config
+from rnnbench.config import OneLineParser, add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError, ResultsError
 from rnnbench.tasks import HOWS, Task, get_task
 
@@ -20,13 +20,6 @@ from rnnbench.tasks import HOWS, Task, get_task
 # measured faster (BENCHMARKS.md, "Trial groups"), so CPU runs group nothing by default.
 CPU_GROUPING = "none"
 GPU_GROUPING = "all"
-
-
-class SweepParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line naming the problem and where to look, exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
 
 def fail(message: str) -> NoReturn:
@@ -61,8 +54,8 @@ def keep_private_ray_on_loopback(args: argparse.Namespace) -> None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
-def build_parser(task: Task, doc: str) -> SweepParser:
-    parser = SweepParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(task: Task, doc: str) -> OneLineParser:
+    parser = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     axes = parser.add_argument_group("the grid (every combination runs)")
     for flag, (field, kind) in task.axes.items():
         axes.add_argument(f"--{flag}", nargs="+", type=kind, default=None, help=f"default: {' '.join(map(str, task.grid[flag]))}")

@@ -17,9 +17,9 @@ import os
 import sys
 from typing import Any, Sequence
 
-from rnnbench.config import add_config_args, given_config
+from rnnbench.config import OneLineParser, add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError, ResultsError
-from rnnbench.sweep.cli import SweepParser, add_run_args, check_resources, fail, keep_private_ray_on_loopback
+from rnnbench.sweep.cli import add_run_args, check_resources, fail, keep_private_ray_on_loopback
 from rnnbench.sweep.members import MEMBERS, NAME
 from rnnbench.tasks import HOWS, TASKS, Task, get_task
 
@@ -28,8 +28,8 @@ DEFAULTS = {"lr_range": [1e-3, 3.0], "batch_sizes": None, "hidden_dims": None, "
             "how": None, "sampler": "tpe", "sampler_seed": 0, "startup_trials": 5, "pruner": "median", "budget": 20}
 
 
-def build_parser(task: Task, doc: str) -> SweepParser:
-    parser = SweepParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser(task: Task, doc: str) -> OneLineParser:
+    parser = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", choices=sorted(TASKS), required=True,
                         help="what a trial trains: " + "; ".join(f"{t.name}: {t.description}" for t in TASKS.values()))
     space = parser.add_argument_group("the search (stored with the experiment; --resume keeps it)")
@@ -54,7 +54,7 @@ def build_parser(task: Task, doc: str) -> SweepParser:
 
 
 def main(doc: str, argv: Sequence[str] | None = None) -> int:
-    pre = SweepParser(add_help=False)  # the task decides which config flags exist
+    pre = OneLineParser(add_help=False)  # the task decides which config flags exist
     pre.add_argument("--task", choices=sorted(TASKS))
     known, _ = pre.parse_known_args(argv)
     task = get_task(known.task or next(iter(TASKS)))  # --help without --task shows the first task's settings, titled so

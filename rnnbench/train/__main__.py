@@ -11,12 +11,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
 
 from rnnbench.config import add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError
 from rnnbench.tasks import TASKS, get_task
 from rnnbench.train.common import load_checkpoint
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad flag is one `error:` line naming it (no usage block), exit 2, like the sweeps."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
@@ -34,6 +42,8 @@ def train(args: argparse.Namespace) -> None:
     config_cls, run_cls = task.load("config"), task.load("run")
     given = given_config(config_cls, args)
     if args.resume:
+        if not Path(args.resume).is_file():
+            raise ConfigError(f"--resume {args.resume}: no such checkpoint file; pass a file written by --save")
         saved = config_cls(**load_checkpoint(args.resume)["config"])
         run = run_cls.restore(args.resume, dataclasses.replace(saved, **given))
     else:
@@ -46,7 +56,7 @@ def train(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rnnbench.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="python -m rnnbench.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="task", required=True)
     for task in TASKS.values():
         command = sub.add_parser(task.name, help=task.description)

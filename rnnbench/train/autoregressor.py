@@ -25,6 +25,13 @@ from rnnbench.models import LM_CELLS, LanguageModel
 from rnnbench.sampling import sample
 from rnnbench.train.common import TrainingRun, load_checkpoint, pick_device, require_positive, seed_everything
 
+# How far above the uniform guess (log V nats a token) an epoch's mean loss may be before the run
+# counts as diverged. An untrained model is not exactly uniform: over 3 seeds x lstm/gru x the three
+# grammars at lr 0.001, its first epoch's loss was up to 0.09 nats above log V. Runs that blew up
+# were far above it (brackets lr 10: 3.7 nats against log 6 = 1.8; lr 1e3 to 1e8: hundreds to 1e8).
+UNIFORM_SLACK = 0.25
+HELD_OUT_BATCH = 256  # held-out strings scored at once (no gradient, so bigger than training batches)
+
 
 @dataclass(frozen=True)
 class GrammarConfig:
@@ -69,6 +76,9 @@ class GrammarConfig:
             raise ConfigError(f"unknown batching {self.batching!r}; use 'bucket' or 'random'")
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}; pass a non-negative seed")
+        if self.batch_size > self.n:
+            raise ConfigError(f"batch_size {self.batch_size} is larger than the training set (n={self.n} words); "
+                              "pass a batch_size <= n or a larger n")
         object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))  # lists from JSON/flags
         if not self.temperatures or min(self.temperatures) < 0:
             raise ConfigError(f"temperatures must be >= 0 and not empty, got {self.temperatures}; e.g. 0 0.5 1")
@@ -78,8 +88,8 @@ class GrammarConfig:
 
     def reported_metrics(self) -> list[str]:
         """The metrics every epoch reports, for checking an objective before anything runs."""
-        per_t = [f(t) for t in self.temperatures for f in (metrics.synth_acc, metrics.compl_acc)]
-        return [metrics.TRAIN_LOSS_SUM, metrics.LOSS_PER_TOKEN, metrics.GRAD_NORM, *per_t]
+        per_t = [f(t) for t in self.temperatures for f in (metrics.synth_acc, metrics.synth_distinct, metrics.compl_acc)]
+        return [metrics.TRAIN_LOSS_SUM, metrics.LOSS_PER_TOKEN, metrics.HELD_OUT_LOSS_PER_TOKEN, metrics.GRAD_NORM, *per_t]
 
 
 def load_data(config: GrammarConfig, vocab: tuple[str, ...] | None = None) -> None:
@@ -112,6 +122,7 @@ class GrammarRun(TrainingRun):
             self.epoch += 1
             self.diverged = result[metrics.DIVERGED]
             result[metrics.EPOCH] = self.epoch
+            result[metrics.HELD_OUT_LOSS_PER_TOKEN] = self._held_out_loss()
             result.update(self._scores())
             result[metrics.EPOCH_S] = time.perf_counter() - start
             yield result
@@ -148,20 +159,42 @@ class GrammarRun(TrainingRun):
             real_tokens += int(lengths.sum()) - len(lengths)
         loss_sum_value = loss_sum.item()  # also waits for the GPU, so the timing below is honest
         seconds = time.perf_counter() - start
+        loss_per_token = real_loss_sum.item() / real_tokens
+        # Not finite is not the only way to blow up: at lr 1e3 to 1e8 the loss stays finite while
+        # the model collapses onto one word (brackets: "()" forever, which still scores 100% valid).
+        # A mean loss over the epoch worse than guessing uniformly over the vocabulary (log V) means
+        # the model knows less than nothing about the data; UNIFORM_SLACK spares untrained runs.
+        worse_than_uniform = loss_per_token > math.log(len(self.data.vocab)) + UNIFORM_SLACK
         return {
             metrics.TRAIN_LOSS_SUM: loss_sum_value,
-            metrics.LOSS_PER_TOKEN: real_loss_sum.item() / real_tokens,
+            metrics.LOSS_PER_TOKEN: loss_per_token,
             metrics.GRAD_NORM: grad_norm_sum.item() / len(batches),
             metrics.TOKENS_PER_S: real_tokens / seconds,
-            metrics.DIVERGED: not math.isfinite(loss_sum_value),
+            metrics.DIVERGED: not math.isfinite(loss_sum_value) or not math.isfinite(loss_per_token) or worse_than_uniform,
         }
+
+    @torch.no_grad()
+    def _held_out_loss(self) -> float:
+        """Mean cross-entropy per real target token (`.end` included) on the held-out strings: a
+        collapsed model can sample valid words but cannot predict words it never drew from."""
+        self.model.eval()
+        held_out = self.data.held_out
+        order = np.argsort(held_out.lengths, kind="stable")  # similar lengths together: little padding
+        loss_sum = torch.zeros((), device=self.device)
+        for index in np.array_split(order, max(1, math.ceil(len(order) / HELD_OUT_BATCH))):
+            padded, _ = held_out.pad(index)
+            batch = torch.from_numpy(padded).to(self.device)
+            logits, _ = self.model(batch[:, :-1])
+            loss_sum += F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten(), ignore_index=PAD, reduction="sum")
+        return loss_sum.item() / int(held_out.lengths.sum() - len(held_out))
 
     def _scores(self) -> dict[str, Any]:
         """Synthesis (from `.start`) and Completion (of held-out first halves) at every temperature.
 
         The sampling generator is seeded from (seed, epoch), so samples are the same on a resumed
-        run and drawing them never moves the training RNG. A diverged model has NaN logits and
-        cannot sample: it scores 0 without trying."""
+        run and drawing them never moves the training RNG. A model with non-finite weights has NaN
+        logits and cannot sample: it scores 0 without trying. A diverged model whose weights are
+        finite is sampled and judged like any other, so its scores show how it collapsed."""
         self.model.eval()
         held_out = self.data.held_out
         prefixes = {
@@ -173,17 +206,23 @@ class GrammarRun(TrainingRun):
             ][: self.config.num_samples],
         }
         names = {"synth": (metrics.synth_acc, metrics.synth_example), "compl": (metrics.compl_acc, metrics.compl_example)}
+        can_sample = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
         generator = torch.Generator(self.device)
         generator.manual_seed(int(np.random.SeedSequence([self.config.seed, self.epoch]).generate_state(1)[0]))
         scores: dict[str, Any] = {}
         for mode, mode_prefixes in prefixes.items():
             acc_name, example_name = names[mode]
             for t in self.config.temperatures:
-                if self.diverged:
+                if not can_sample:
                     scores.update({acc_name(t): 0.0, example_name(t, True): None, example_name(t, False): None})
+                    if mode == "synth":
+                        scores[metrics.synth_distinct(t)] = 0.0
                     continue
                 continuations = sample(self.model, mode_prefixes, t, self.config.max_len, END, generator)
-                scores.update(self._judge(mode_prefixes, continuations, acc_name(t), example_name, t))
+                judged, distinct = self._judge(mode_prefixes, continuations, acc_name(t), example_name, t)
+                scores.update(judged)
+                if mode == "synth":
+                    scores[metrics.synth_distinct(t)] = distinct
         return scores
 
     def _judge(
@@ -193,10 +232,11 @@ class GrammarRun(TrainingRun):
         acc_name: str,
         example_name: Callable[[float, bool], str],
         t: float,
-    ) -> dict[str, Any]:
-        """Share of valid samples, and the first valid and first invalid one as text. Valid means:
-        `.end` came within max_len and the characters before it are in the language."""
-        vocab, valid_count = self.data.vocab, 0
+    ) -> tuple[dict[str, Any], float]:
+        """Share of valid samples, and the first valid and first invalid one as text; and the share
+        of distinct valid texts among all samples. Valid means: `.end` came within max_len and the
+        characters before it are in the language."""
+        vocab, valid_count, distinct = self.data.vocab, 0, set()
         examples: dict[str, str | None] = {example_name(t, True): None, example_name(t, False): None}
         for prefix, new in zip(prefixes, continuations):
             ended = bool(new) and new[-1] == END
@@ -204,10 +244,12 @@ class GrammarRun(TrainingRun):
             text = vocab.decode(body)
             valid = ended and is_valid(self.data.grammar, text)
             valid_count += valid
+            if valid:
+                distinct.add(text)
             key = example_name(t, valid)
             if examples[key] is None:
                 examples[key] = text
-        return {acc_name: valid_count / len(prefixes), **examples}
+        return {acc_name: valid_count / len(prefixes), **examples}, len(distinct) / len(prefixes)
 
     @classmethod
     def restore(

@@ -66,6 +66,8 @@ class ClassifierConfig:
         for name in ("seed", "order_seed"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}; pass a non-negative {name}")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ConfigError(f"unknown device {self.device!r}; use auto, cpu or cuda[:N]")
 
 
     def reported_metrics(self) -> list[str]:
@@ -75,7 +77,9 @@ class ClassifierConfig:
 
 
 def load_data(config: ClassifierConfig, vocab: tuple[str, ...] | None = None) -> TextData:
-    return load_text(
+    """The config's splits; a batch size larger than the training split is refused here, the first
+    place the split's size is known (every epoch would be one short batch, not the batches asked for)."""
+    data = load_text(
         get_text_dataset(config.dataset),
         config.data,
         final=config.final,
@@ -85,6 +89,10 @@ def load_data(config: ClassifierConfig, vocab: tuple[str, ...] | None = None) ->
         vocab=vocab,
         subset=config.subset,
     )
+    if config.batch_size > len(data.train):
+        raise ConfigError(f"batch_size {config.batch_size} is larger than the training split ({len(data.train)} reviews); "
+                          f"pass a batch_size <= {len(data.train)}")
+    return data
 
 
 class ClassifierRun(TrainingRun):
