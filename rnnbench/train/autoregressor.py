@@ -7,9 +7,8 @@
 from __future__ import annotations
 
 import math
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ from rnnbench.data.grammars import END, START, GrammarData, check_grammar, is_va
 from rnnbench.errors import ConfigError
 from rnnbench.models import LM_CELLS, LanguageModel
 from rnnbench.sampling import sample
-from rnnbench.train.common import TrainingRun, load_checkpoint, pick_device, require_positive, seed_everything
+from rnnbench.train.common import TrainingRun, pick_device, require_positive, seed_everything
 
 # How far above the uniform guess (log V nats a token) an epoch's mean loss may be before the run
 # counts as diverged. An untrained model is not exactly uniform: over 3 seeds x lstm/gru x the three
@@ -101,6 +100,9 @@ def load_data(config: GrammarConfig, vocab: tuple[str, ...] | None = None) -> No
 class GrammarRun(TrainingRun):
     """Model, optimizer, data and RNG of one trial; `epoch` counts the epochs completed."""
 
+    config_cls = GrammarConfig
+    load_data = staticmethod(load_data)
+
     def __init__(self, config: GrammarConfig, data: GrammarData | None = None):
         self.config = config
         self.data = data if data is not None else GrammarData.generate(config.dataset, config.n, config.seed, config.num_samples)
@@ -114,18 +116,17 @@ class GrammarRun(TrainingRun):
         self.epoch = 0
         self.diverged = False
 
-    def epochs(self) -> Iterator[dict[str, Any]]:
-        """Train and score the epochs from `epoch + 1` to `config.epochs`; stop after a diverged one."""
-        while self.epoch < self.config.epochs and not self.diverged:
-            start = time.perf_counter()
-            result = self._train_epoch()
-            self.epoch += 1
-            self.diverged = result[metrics.DIVERGED]
-            result[metrics.EPOCH] = self.epoch
-            result[metrics.HELD_OUT_LOSS_PER_TOKEN] = self._held_out_loss()
-            result.update(self._scores())
-            result[metrics.EPOCH_S] = time.perf_counter() - start
-            yield result
+    def run_epoch(self) -> dict[str, Any]:
+        """Train one epoch, then score it: held-out loss, Synthesis and Completion."""
+        start = time.perf_counter()
+        result = self._train_epoch()
+        self.epoch += 1
+        self.diverged = result[metrics.DIVERGED]
+        result[metrics.EPOCH] = self.epoch
+        result[metrics.HELD_OUT_LOSS_PER_TOKEN] = self._held_out_loss()
+        result.update(self._scores())
+        result[metrics.EPOCH_S] = time.perf_counter() - start
+        return result
 
     def _train_epoch(self) -> dict[str, Any]:
         """One pass of SGD over length-bucketed batches: input = sequence without its last token,
@@ -250,17 +251,3 @@ class GrammarRun(TrainingRun):
             if examples[key] is None:
                 examples[key] = text
         return {acc_name: valid_count / len(prefixes), **examples}, len(distinct) / len(prefixes)
-
-    @classmethod
-    def restore(
-        cls, path: str | os.PathLike, config: GrammarConfig | None = None, data: GrammarData | None = None
-    ) -> "GrammarRun":
-        """Continue the run saved at `path`, under its saved config unless a changed `config` is
-        given (e.g. more epochs, or another lr, which then wins over the saved optimizer's)."""
-        state = load_checkpoint(path)
-        config = config or GrammarConfig(**state["config"])
-        run = cls(config, data)
-        run.load_state_dict(state)
-        for group in run.optimizer.param_groups:
-            group["lr"] = config.lr
-        return run

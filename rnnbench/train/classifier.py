@@ -7,10 +7,9 @@ the official train/test split (the study's confirmation step)."""
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +21,7 @@ from rnnbench.data.datasets import get_text_dataset
 from rnnbench.data.text import TextData, load_text
 from rnnbench.errors import ConfigError, DataError
 from rnnbench.models import CLASSIFIERS, Classifier
-from rnnbench.train.common import TrainingRun, load_checkpoint, pick_device, require_positive, seed_everything
+from rnnbench.train.common import TrainingRun, pick_device, require_positive, seed_everything
 
 EVAL_BATCH_TOKENS = 32_768  # evaluation needs no gradients, so it takes bigger bucketed batches
 
@@ -98,6 +97,9 @@ def load_data(config: ClassifierConfig, vocab: tuple[str, ...] | None = None) ->
 class ClassifierRun(TrainingRun):
     """Model, optimizer, RNG and epoch counter of one trial; `epochs()` trains up to config.epochs."""
 
+    config_cls = ClassifierConfig
+    load_data = staticmethod(load_data)
+
     def __init__(self, config: ClassifierConfig, data: TextData | None = None):
         self.config = config
         self.data = data if data is not None else load_data(config)
@@ -112,11 +114,6 @@ class ClassifierRun(TrainingRun):
         self.epoch = 0
         self.diverged = False
         self._eval_batches = token_batches(self.data.eval.lengths, EVAL_BATCH_TOKENS)
-
-    def epochs(self) -> Iterator[dict[str, Any]]:
-        """Train epoch after epoch; stops after config.epochs or right after a diverged epoch."""
-        while self.epoch < self.config.epochs and not self.diverged:
-            yield self.run_epoch()
 
     def run_epoch(self) -> dict[str, Any]:
         start = time.perf_counter()
@@ -187,18 +184,3 @@ class ClassifierRun(TrainingRun):
         if tuple(state["vocab"]) != self.data.vocab:
             raise DataError("checkpoint vocabulary differs from the data's; load the data with the checkpoint's vocab")
         super().load_state_dict(state)
-
-    @classmethod
-    def restore(
-        cls, path: str | os.PathLike, config: ClassifierConfig | None = None, data: TextData | None = None
-    ) -> "ClassifierRun":
-        """Continue a saved run. Pass a changed `config` to go on differently, e.g.
-        `dataclasses.replace(old, final=True, epochs=old.epochs + 5)` to continue on the official
-        train/test split; the data is then encoded with the checkpoint's vocabulary."""
-        state = load_checkpoint(path)
-        config = config or ClassifierConfig(**state["config"])
-        run = cls(config, data if data is not None else load_data(config, vocab=tuple(state["vocab"])))
-        run.load_state_dict(state)
-        for group in run.optimizer.param_groups:  # a changed config's lr/momentum win over the saved ones
-            group.update(lr=config.lr, momentum=config.momentum)
-        return run

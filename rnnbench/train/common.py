@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -66,14 +67,43 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 
 class TrainingRun:
     """What both loops share: a config, model, optimizer, RNG, epoch counter and diverged flag,
-    and how they go into and come back out of a checkpoint. Subclasses set these in __init__."""
+    the epoch loop, and how a run goes into a checkpoint and comes back out of one. Subclasses set
+    these in __init__, name their config class and data loader, and define `run_epoch()`."""
 
+    config_cls: type  # the run's config dataclass
+    load_data: Callable[..., Any]  # (config, vocab=None) -> the data a run of that config trains on
     config: Any
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     rng: np.random.Generator
     epoch: int
     diverged: bool
+
+    def run_epoch(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def epochs(self) -> Iterator[dict[str, Any]]:
+        """Train epoch after epoch, one metrics dict each; stops after config.epochs or right
+        after a diverged epoch."""
+        while self.epoch < self.config.epochs and not self.diverged:
+            yield self.run_epoch()
+
+    @classmethod
+    def restore(cls, path: str | os.PathLike, config: Any = None, data: Any = None) -> Any:
+        """Continue the run saved at `path`, under its saved config unless a changed `config` is
+        given: e.g. more epochs, another lr or momentum (which then win over the saved
+        optimizer's), or `final=True` to go on on the official train/test split, the data then
+        encoded with the checkpoint's vocabulary."""
+        state = load_checkpoint(path)
+        config = config or cls.config_cls(**state["config"])
+        if data is None:
+            vocab = state.get("vocab")
+            data = cls.load_data(config, vocab=None if vocab is None else tuple(vocab))
+        run = cls(config, data)
+        run.load_state_dict(state)
+        for group in run.optimizer.param_groups:
+            group.update(lr=config.lr, momentum=getattr(config, "momentum", group.get("momentum", 0)))
+        return run
 
     def state_dict(self) -> dict[str, Any]:
         return {
