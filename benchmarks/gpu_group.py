@@ -18,6 +18,8 @@ cut short keeps what it measured. Needs only torch, numpy, pooch and this reposi
     of the epoch's steps at that K.
 (d) Agreement: a group of 2 and the same 2 configs alone, one epoch on a subset, on this device;
     and torch.autograd.gradcheck of each fused recurrence on this device (float64, tiny sizes).
+(e) With --full-epoch K: one whole GroupRun epoch of K members per model, evaluation included,
+    as a sweep would run it (the study's grid is 6 lrs x 5 seeds = 30 members per model).
 A configuration that fails (out of memory, say) is recorded with its error and the run goes on;
 larger groups of that model are then skipped.
 """
@@ -52,7 +54,7 @@ class Report:
     """Results so far, rewritten to JSON and a text table after every configuration."""
 
     def __init__(self, out: Path, header: dict[str, Any]):
-        self.out, self.results = out, {"header": header, "solo": [], "packing": [], "agreement": []}
+        self.out, self.results = out, {"header": header, "solo": [], "packing": [], "agreement": [], "full_epoch": []}
         out.mkdir(parents=True, exist_ok=True)
 
     def add(self, section: str, record: dict[str, Any]) -> None:
@@ -85,6 +87,9 @@ class Report:
         if self.results["agreement"]:
             lines += ["", "(d) group of 2 vs alone, one epoch:"]
             lines += [json.dumps(r) for r in self.results["agreement"]]
+        if self.results["full_epoch"]:
+            lines += ["", "(e) one whole GroupRun epoch, evaluation included:"]
+            lines += [json.dumps(r) for r in self.results["full_epoch"]]
         return "\n".join(lines) + "\n"
 
 
@@ -175,17 +180,32 @@ def measure_agreement(base: ClassifierConfig, data, subset: int) -> dict[str, An
     return record
 
 
+def measure_full_epoch(configs: list[ClassifierConfig], data) -> dict[str, Any]:
+    """One whole epoch of a group, evaluation included, as a sweep runs it."""
+    run = GroupRun(configs, data)
+    reset_peak(run.device)
+    metrics = run.run_epoch()
+    first = metrics[0]
+    accuracies = [m[f"{data.eval_name}_acc"] for m in metrics.values()]
+    return {
+        "epoch_s": round(first[M.EPOCH_S], 2), "train_s": round(len(data.train.tokens) / first[M.TOKENS_PER_S], 2),
+        "member_epochs_per_s": round(len(configs) / first[M.EPOCH_S], 4), "peak_mib": peak_mib(run.device),
+        "diverged": sum(m[M.DIVERGED] for m in metrics.values()), "eval_acc_min_max": [min(accuracies), max(accuracies)],
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.environ.get("RNNBENCH_IMDB"), help="aclImdb tarball or folder")
     parser.add_argument("--out", required=True, type=Path, help="folder for gpu_group.json and gpu_group.txt")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--models", nargs="+", default=["mlp", "elman", "lstm"])
-    parser.add_argument("--members", nargs="+", type=int, default=[1, 2, 4, 8, 16, 30])
+    parser.add_argument("--members", nargs="*", type=int, default=[1, 2, 4, 8, 16, 30], help="group sizes of (a); none: skip it")
     parser.add_argument("--steps", type=int, default=40, help="timed steps per configuration")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--budget-s", type=float, default=360, help="start no configuration after this many seconds")
     parser.add_argument("--tf32", action="store_true", help="allow TF32 matrix products (as cuDNN's RNNs may use)")
+    parser.add_argument("--full-epoch", type=int, default=0, metavar="K", help="also one whole epoch of K members per model")
     parser.add_argument("--tiny", action="store_true", help="generated data, small models, K 1 and 2: to try the script")
     args = parser.parse_args()
     began = time.perf_counter()
@@ -194,6 +214,7 @@ def main() -> None:
     if args.tiny:
         args.data = str(write_tiny_imdb(tempfile.mkdtemp()))
         args.members, args.steps, args.warmup, dims = [1, 2], 3, 1, dict(embed_dim=16, hidden_dim=16)
+        args.full_epoch = 2
     base = ClassifierConfig(data=args.data, device=args.device, epochs=1, **dims)
     data = load_data(base)
     device = torch.device(args.device)
@@ -236,6 +257,18 @@ def main() -> None:
             report.add("agreement", measure_agreement(config, data, subset=2000))
         except Exception as error:  # noqa: BLE001 - unattended: record and go on
             report.add("agreement", {"model": model, "status": failure(error)})
+    for model in args.models if args.full_epoch else []:
+        record = {"model": model, "members": args.full_epoch}
+        if time.perf_counter() - began > args.budget_s:
+            report.add("full_epoch", {**record, "status": "skipped: time budget"})
+            continue
+        lrs = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3]  # the study's grid: members cycle through its lrs
+        configs = [dataclasses.replace(base, model=model, lr=lrs[k % 6], seed=k // 6) for k in range(args.full_epoch)]
+        try:
+            report.add("full_epoch", {**record, "status": "ok", **measure_full_epoch(configs, data)})
+        except Exception as error:  # noqa: BLE001 - unattended: record and go on
+            report.add("full_epoch", {**record, "status": failure(error)})
+        reset_peak(device)
     print(report.table(), flush=True)
     print(f"total {time.perf_counter() - began:.0f} s", flush=True)
 

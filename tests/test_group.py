@@ -149,4 +149,5 @@ def test_gpu_script_runs_tiny_on_the_cpu(tmp_path):
     assert all(r["member_epochs_per_s"] > 0 for r in packing)
     assert {r["model"] for r in results["solo"]} == {"mlp", "elman", "lstm"}
     assert all(results["header"]["gradcheck"].values())
+    assert [(r["model"], r["status"]) for r in results["full_epoch"]] == [(m, "ok") for m in ("mlp", "elman", "lstm")]
     assert "member-epochs/s" in (tmp_path / "gpu_group.txt").read_text()
