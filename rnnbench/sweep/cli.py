@@ -34,8 +34,8 @@ def add_run_args(run: argparse._ArgumentGroup, default_name: str) -> None:
     run.add_argument("--address", default=None, help="Ray cluster host:port (default: $RAY_ADDRESS, else a local Ray on this machine's cores, bound to 127.0.0.1)")
     run.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs (and torch threads) per trial (default: 1)")
     run.add_argument("--gpus-per-trial", type=float, default=None,
-                     help="fractions pack several trials on one GPU, e.g. 0.25 (default: the GPUs Ray sees shared evenly "
-                          "among the trials, at least 1/8 each; 0 without a GPU)")
+                     help="fractions pack several trials on one GPU, e.g. 0.25 (default: a whole GPU for a trial of "
+                          "several members, the GPUs shared among one-member trials, at least 1/8 each; 0 without a GPU)")
     run.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once (default: what resources allow)")
     run.add_argument("--group", choices=("auto", "none", "seeds", "all"), default="auto",
                      help="members per trial: none (one each), seeds (a setting's seeds together), all (every lr and seed "
@@ -151,14 +151,17 @@ def run(task: Task, args: argparse.Namespace) -> int:
 def trials(task: Task, axes: dict[str, list], grouping: str, gpus: float, share: bool
            ) -> tuple[str, list[list[dict[str, Any]]], float]:
     """The grouping (`auto` resolved), the members of each trial, and the GPUs per trial: `gpus` as
-    given, or, with `share`, the GPUs there are divided among the trials (at least 1/8 each)."""
+    given, or, with `share`, a whole GPU for a trial of several members (fused groups fill one:
+    three K=30 groups sharing an H200 each ran at a third of their solo rate, BENCHMARKS.md) and
+    the GPUs divided among one-member trials (at least 1/8 each)."""
     from rnnbench.sweep.members import grid_members, group_members
 
     if grouping == "auto":
         grouping = GPU_GROUPING if gpus > 0 and task.fused else CPU_GROUPING
     groups = group_members(task, grid_members(task, axes), grouping)
     if share and gpus > 0:
-        gpus = max(gpus / len(groups), 1 / 8) if len(groups) > gpus else 1.0
+        alone = grouping != "none" or len(groups) <= gpus
+        gpus = 1.0 if alone else max(gpus / len(groups), 1 / 8)
     return grouping, groups, gpus
 
 
