@@ -72,7 +72,9 @@ def main() -> None:
         reference = ClassifierRun(config, data).model
         reference.load_state_dict(initial)
         plain_tps = plain_epoch(reference, data.train, config.lr, config.batch_size, config.seed, args.device)
-        print(f"| {model} | {plain_tps:,.0f} | {random_tps:,.0f} | {bucket_tps:,.0f} | {bucket_tps / plain_tps:.1f}x |", flush=True)
+        print(
+            f"| {model} | {plain_tps:,.0f} | {random_tps:,.0f} | {bucket_tps:,.0f} | {bucket_tps / plain_tps:.1f}x |", flush=True
+        )
 
 
 if __name__ == "__main__":

@@ -45,8 +45,11 @@ def main() -> None:
             if batching == "bucket" and batch_size == 32:
                 initial = {k: v.clone() for k, v in run.model.state_dict().items()}
             metrics = run.run_epoch()
-            print(f"| {model} | rnnbench {batching} | {batch_size} | {metrics[M.EPOCH_S]:.1f} | "
-                  f"{metrics[M.TOKENS_PER_S]:,.0f} | {metrics[M.VAL_ACC]:.3f} |", flush=True)
+            print(
+                f"| {model} | rnnbench {batching} | {batch_size} | {metrics[M.EPOCH_S]:.1f} | "
+                f"{metrics[M.TOKENS_PER_S]:,.0f} | {metrics[M.VAL_ACC]:.3f} |",
+                flush=True,
+            )
         reference = ClassifierRun(dataclasses.replace(base, model=model, lr=lr), data)
         reference.model.load_state_dict(initial)
         start = time.perf_counter()
@@ -56,8 +59,10 @@ def main() -> None:
     config = dataclasses.replace(base, model="lstm", lr=0.3, epochs=args.long_epochs)
     history = list(ClassifierRun(config, data).epochs())
     accs = " ".join(f"{m[M.VAL_ACC]:.3f}" for m in history)
-    print(f"lstm lr 0.3, {args.long_epochs} epochs, bucketed batch 32: val_acc per epoch {accs}; "
-          f"mean epoch {sum(m[M.EPOCH_S] for m in history) / len(history):.1f} s")
+    print(
+        f"lstm lr 0.3, {args.long_epochs} epochs, bucketed batch 32: val_acc per epoch {accs}; "
+        f"mean epoch {sum(m[M.EPOCH_S] for m in history) / len(history):.1f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,11 @@ from rnnbench.train.autoregressor import GrammarConfig, GrammarRun
 
 @torch.no_grad()
 def naive_sample(
-    model: LanguageModel, prefixes: list[list[int]], temperature: float, max_len: int, end: int,
+    model: LanguageModel,
+    prefixes: list[list[int]],
+    temperature: float,
+    max_len: int,
+    end: int,
     generator: torch.Generator | None = None,
 ) -> list[list[int]]:
     """The reference: one sequence at a time, the whole sequence so far re-read at every step."""

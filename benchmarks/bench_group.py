@@ -74,7 +74,9 @@ def main() -> None:
         "repeats": args.repeats, "load_average_at_start": os.getloadavg()[0],
     }  # fmt: skip
     print(json.dumps(header))
-    print("| model | members | fused member-epochs/s | serial member-epochs/s | fused / serial | fused train-only / serial train-only |")
+    print(
+        "| model | members | fused member-epochs/s | serial member-epochs/s | fused / serial | fused train-only / serial train-only |"
+    )
     print("|---|---|---|---|---|---|")
     rows = []
     for model in args.models:
@@ -92,9 +94,12 @@ def main() -> None:
             }  # fmt: skip
             rows.append(row)
             args.out.write_text(json.dumps({"header": header, "rows": rows}, indent=1))
-            print(f"| {model} | {members} | {row['fused_member_epochs_per_s']:.3f} | {row['serial_member_epochs_per_s']:.3f} | "
-                  f"{row['fused_member_epochs_per_s'] / row['serial_member_epochs_per_s']:.2f}x | "
-                  f"{row['fused_train_only_per_s'] / row['serial_train_only_per_s']:.2f}x |", flush=True)
+            print(
+                f"| {model} | {members} | {row['fused_member_epochs_per_s']:.3f} | {row['serial_member_epochs_per_s']:.3f} | "
+                f"{row['fused_member_epochs_per_s'] / row['serial_member_epochs_per_s']:.2f}x | "
+                f"{row['fused_train_only_per_s'] / row['serial_train_only_per_s']:.2f}x |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -35,17 +35,34 @@ def _rows(config: dict, trial_id: str, epochs: int, rng: random.Random, fate: st
         total += took
         diverged = fate == "diverged" and epoch == last
         loss = math.nan if diverged else 0.7 / epoch + 0.05 * rng.random()
-        rows.append({
-            "epoch": epoch, "diverged": diverged, "train_loss": loss, "train_loss_sum": loss * 625,
-            "train_acc": math.nan if diverged else 0.5 + 0.04 * epoch, "val_loss": loss,
-            "val_acc": math.nan if diverged else 0.5 + 0.035 * epoch + 0.01 * rng.random(),
-            "epoch_s": took, "tokens_per_s": 7.8e5 + 1e4 * rng.random(),
-            "timestamp": 1795689217 + int(total), "checkpoint_dir_name": f"checkpoint_{epoch - 1:06d}",
-            "should_checkpoint": True, "done": False, "training_iteration": epoch,
-            "trial_id": trial_id, "date": "2026-11-26_10-33-37", "time_this_iter_s": took,
-            "time_total_s": total, "pid": 4242, "hostname": "vm", "node_ip": "127.0.0.1",
-            "config": config, "time_since_restore": total, "iterations_since_restore": epoch,
-        })
+        rows.append(
+            {
+                "epoch": epoch,
+                "diverged": diverged,
+                "train_loss": loss,
+                "train_loss_sum": loss * 625,
+                "train_acc": math.nan if diverged else 0.5 + 0.04 * epoch,
+                "val_loss": loss,
+                "val_acc": math.nan if diverged else 0.5 + 0.035 * epoch + 0.01 * rng.random(),
+                "epoch_s": took,
+                "tokens_per_s": 7.8e5 + 1e4 * rng.random(),
+                "timestamp": 1795689217 + int(total),
+                "checkpoint_dir_name": f"checkpoint_{epoch - 1:06d}",
+                "should_checkpoint": True,
+                "done": False,
+                "training_iteration": epoch,
+                "trial_id": trial_id,
+                "date": "2026-11-26_10-33-37",
+                "time_this_iter_s": took,
+                "time_total_s": total,
+                "pid": 4242,
+                "hostname": "vm",
+                "node_ip": "127.0.0.1",
+                "config": config,
+                "time_since_restore": total,
+                "iterations_since_restore": epoch,
+            }
+        )
     return rows
 
 
@@ -62,8 +79,15 @@ def generate(root: Path, n_trials: int, epochs: int, seed: int = 0) -> Path:
     for i in range(n_trials):
         model, lr = MODELS[i % len(MODELS)], LRS[(i // len(MODELS)) % len(LRS)]
         s = i // (len(MODELS) * len(LRS))
-        config = {"model": model, "lr": lr, "seed": s, "epochs": epochs, "batch_size": 32,
-                  "final": False, "data": {"max_len": 400, "bucket": True}}
+        config = {
+            "model": model,
+            "lr": lr,
+            "seed": s,
+            "epochs": epochs,
+            "batch_size": 32,
+            "final": False,
+            "data": {"max_len": 400, "bucket": True},
+        }
         trial_id, name = f"bench_{i:05d}", f"{model}_lr{lr}_seed{s}"
         fate = "diverged" if i % 100 == 7 else "errored" if i % 100 == 42 else "finished"
         folder = exp / name
@@ -109,8 +133,9 @@ def main() -> None:
         start = time.perf_counter()
         exp = generate(root, args.trials, args.epochs)
         size = sum(f.stat().st_size for f in exp.rglob("*") if f.is_file())
-        print(f"generated {args.trials} trials x {args.epochs} epochs ({size / 1e6:.0f} MB) "
-              f"in {time.perf_counter() - start:.1f} s")
+        print(
+            f"generated {args.trials} trials x {args.epochs} epochs ({size / 1e6:.0f} MB) in {time.perf_counter() - start:.1f} s"
+        )
 
         from rnnbench.results import aggregate, load
 
@@ -120,8 +145,10 @@ def main() -> None:
             loaded = time.perf_counter() - start
             agg = aggregate(df, by=("model", "lr", "epoch"))
             total = time.perf_counter() - start
-            print(f"rnnbench load (run {attempt}): {loaded:.2f} s, {len(df)} rows x {df.shape[1]} "
-                  f"columns; + aggregate ({len(agg)} rows): {total:.2f} s total")
+            print(
+                f"rnnbench load (run {attempt}): {loaded:.2f} s, {len(df)} rows x {df.shape[1]} "
+                f"columns; + aggregate ({len(agg)} rows): {total:.2f} s total"
+            )
 
         spawn = mp.get_context("spawn")
         queue = spawn.Queue()
@@ -134,8 +161,10 @@ def main() -> None:
             print(f"ray.tune.ExperimentAnalysis: not done after {args.ray_timeout:.0f} s (stopped)")
         elif proc.exitcode == 0:
             took, rows = queue.get()
-            print(f"ray.tune.ExperimentAnalysis + concat of trial_dataframes: {took:.2f} s, {rows} rows "
-                  "(no aggregate, no status, config only as nested config/* columns)")
+            print(
+                f"ray.tune.ExperimentAnalysis + concat of trial_dataframes: {took:.2f} s, {rows} rows "
+                "(no aggregate, no status, config only as nested config/* columns)"
+            )
         else:
             print(f"ray.tune.ExperimentAnalysis failed (exit code {proc.exitcode})")
     finally:

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
+from rnnbench.sweep.seed_study import storage_url
 
 from rnnbench import metrics as M
 from rnnbench import results
-from rnnbench.sweep.seed_study import storage_url
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC = M.synth_acc(1.0)
@@ -48,7 +48,9 @@ def trials_to_reach(path: Path, name: str, target: float) -> tuple[int | None, i
     configurations tried, and their outcomes."""
     trials = optuna.load_study(study_name=name, storage=storage_url(path)).get_trials(deepcopy=False)
     hit = next((t.number for t in trials if t.state == TrialState.COMPLETE and t.value >= target), None)
-    outcomes = {s.name.lower(): sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)}
+    outcomes = {
+        s.name.lower(): sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    }
     return (None if hit is None else (hit + 1) * SEEDS), len(trials), outcomes
 
 
@@ -61,25 +63,57 @@ def main() -> None:
     args = parser.parse_args()
     storage = Path(args.storage or tempfile.mkdtemp(prefix="bench_search_"))
 
-    seconds = script("grammar_grid.py", "--datasets", "ndfa", "--lrs", *STUDY_LRS, "--seeds", *map(str, range(SEEDS)),
-                     *SETTINGS, "--storage", str(storage), "--name", "grid")
+    seconds = script(
+        "grammar_grid.py",
+        "--datasets",
+        "ndfa",
+        "--lrs",
+        *STUDY_LRS,
+        "--seeds",
+        *map(str, range(SEEDS)),
+        *SETTINGS,
+        "--storage",
+        str(storage),
+        "--name",
+        "grid",
+    )
     grid = results.load(storage / "grid")
     best = results.best(grid, metric=METRIC, per="dataset", how="peak").iloc[0]
     target = best["mean"] - args.tolerance
-    print(f"grid: {grid['trial'].nunique()} trials in {seconds:.0f} s; best lr {best['lr']:g}: {METRIC} "
-          f"{best['mean']:.4f} ± {best['std']:.4f} (epoch {best['epoch']}); target >= {target:.4f}")
+    print(
+        f"grid: {grid['trial'].nunique()} trials in {seconds:.0f} s; best lr {best['lr']:g}: {METRIC} "
+        f"{best['mean']:.4f} ± {best['std']:.4f} (epoch {best['epoch']}); target >= {target:.4f}"
+    )
     for seed in args.sampler_seeds:
         name = f"search_seed{seed}"
-        seconds = script("search.py", "--task", "grammar", "--dataset", "ndfa", *SETTINGS, "--num-seeds", str(SEEDS),
-                         "--budget", str(args.budget), "--sampler-seed", str(seed), "--storage", str(storage), "--name", name)
+        seconds = script(
+            "search.py",
+            "--task",
+            "grammar",
+            "--dataset",
+            "ndfa",
+            *SETTINGS,
+            "--num-seeds",
+            str(SEEDS),
+            "--budget",
+            str(args.budget),
+            "--sampler-seed",
+            str(seed),
+            "--storage",
+            str(storage),
+            "--name",
+            name,
+        )
         needed, tried, outcomes = trials_to_reach(storage / name, name, target)
         df = results.load(storage / name)
         epochs = int(df["epoch"].notna().sum())
         study = optuna.load_study(study_name=name, storage=storage_url(storage / name))
         top = study.best_trial
-        print(f"search sampler seed {seed}: {tried} configurations {outcomes}, {df['trial'].nunique()} trials, "
-              f"{epochs} trial-epochs, {seconds:.0f} s; best lr {top.params['lr']:.4g}: {top.value:.4f} ± "
-              f"{top.user_attrs['std']:.4f}; trials to reach the target: {needed if needed else 'not reached'}")
+        print(
+            f"search sampler seed {seed}: {tried} configurations {outcomes}, {df['trial'].nunique()} trials, "
+            f"{epochs} trial-epochs, {seconds:.0f} s; best lr {top.params['lr']:.4g}: {top.value:.4f} ± "
+            f"{top.user_attrs['std']:.4f}; trials to reach the target: {needed if needed else 'not reached'}"
+        )
     print(f"experiments in {storage}")
 
 

@@ -17,11 +17,11 @@ import tempfile
 import time
 
 import torch
+from rnnbench.sweep.trainables import train_classifier
 
 from rnnbench import results
 from rnnbench.sweep.grid import run_grid, trial_namer
 from rnnbench.sweep.runtime import start_ray
-from rnnbench.sweep.trainables import train_classifier
 from rnnbench.train.classifier import ClassifierConfig, ClassifierRun, load_data
 
 
@@ -31,8 +31,9 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=600)
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args()
-    config = ClassifierConfig(model="lstm", lr=0.3, epochs=args.epochs, subset=args.subset,
-                              data=os.environ.get("RNNBENCH_IMDB"), device="cpu")
+    config = ClassifierConfig(
+        model="lstm", lr=0.3, epochs=args.epochs, subset=args.subset, data=os.environ.get("RNNBENCH_IMDB"), device="cpu"
+    )
     data = load_data(config)
 
     torch.set_num_threads(1)
@@ -47,8 +48,16 @@ def main() -> None:
     storage = tempfile.mkdtemp()
     space = {**dataclasses.asdict(config), "seed": {"grid_search": list(range(args.trials))}}
     start = time.perf_counter()
-    run_grid(train_classifier, space, name="bench", storage=storage, namer=trial_namer(("model", "seed")),
-             metric="val_acc", epochs=config.epochs, data=data)
+    run_grid(
+        train_classifier,
+        space,
+        name="bench",
+        storage=storage,
+        namer=trial_namer(("model", "seed")),
+        metric="val_acc",
+        epochs=config.epochs,
+        data=data,
+    )
     wall = time.perf_counter() - start
 
     df = results.load(f"{storage}/bench")
@@ -58,9 +67,11 @@ def main() -> None:
     print(f"one trial alone, 1 thread: {alone:.1f} s")
     print(f"ray start: {ray_start:.1f} s")
     print(f"grid of {args.trials} on {cores} cores: wall {wall:.1f} s; ideal {ideal:.1f} s; efficiency {ideal / wall:.0%}")
-    print(f"trial time inside Ray: mean {inside.mean():.1f} s (min {inside.min():.1f}, max {inside.max():.1f}); "
-          f"overhead per trial vs alone: {inside.mean() - alone:+.1f} s; "
-          f"scheduling gaps: {wall * cores / args.trials - inside.mean():.1f} s per trial")
+    print(
+        f"trial time inside Ray: mean {inside.mean():.1f} s (min {inside.min():.1f}, max {inside.max():.1f}); "
+        f"overhead per trial vs alone: {inside.mean() - alone:+.1f} s; "
+        f"scheduling gaps: {wall * cores / args.trials - inside.mean():.1f} s per trial"
+    )
 
 
 if __name__ == "__main__":

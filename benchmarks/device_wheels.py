@@ -17,20 +17,52 @@ from pathlib import Path
 
 RAY = "ray==2.60.0"
 # what Ray (core + tune) and rnnbench need beyond a torch/pandas/pyarrow image
-EXTRA = ["jsonschema==4.25.1", "jsonschema-specifications==2025.9.1", "referencing==0.36.2", "rpds-py==0.27.1",
-         "tensorboardX==2.6.4", "pooch==1.8.2", "platformdirs==4.5.0",
-         # ray.train (which ray.tune imports) needs pydantic
-         "pydantic==2.11.9", "pydantic-core==2.33.2", "annotated-types==0.7.0", "typing-inspection==0.4.1"]
+EXTRA = [
+    "jsonschema==4.25.1",
+    "jsonschema-specifications==2025.9.1",
+    "referencing==0.36.2",
+    "rpds-py==0.27.1",
+    "tensorboardX==2.6.4",
+    "pooch==1.8.2",
+    "platformdirs==4.5.0",
+    # ray.train (which ray.tune imports) needs pydantic
+    "pydantic==2.11.9",
+    "pydantic-core==2.33.2",
+    "annotated-types==0.7.0",
+    "typing-inspection==0.4.1",
+]
 UNUSED = ("ray/jars/", "ray/rllib/", "ray/serve/", "ray/llm/")
-PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64",
-             "manylinux1_x86_64"]
+PLATFORMS = [
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+]
 
 
 def download(spec: str, folder: Path) -> None:
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-                    "--python-version", "3.12", "--implementation", "cp", *platforms, "-d", str(folder), spec],
-                   check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.12",
+            "--implementation",
+            "cp",
+            *platforms,
+            "-d",
+            str(folder),
+            spec,
+        ],
+        check=True,
+    )
 
 
 def strip(wheel: Path) -> None:

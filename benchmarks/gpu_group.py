@@ -67,23 +67,34 @@ class Report:
 
     def table(self) -> str:
         h = self.results["header"]
-        lines = [f"{h['device_name']}, torch {h['torch']}, {h['date']}; {h['train_reviews']} training reviews, "
-                 f"vocabulary {h['vocab']}, batch {h['batch_size']}, dims {h['dims']}, TF32 matmul {h['tf32_matmul']}",
-                 f"gradcheck on this device: {h['gradcheck']}", "",
-                 "(b) unfused ClassifierRun, one epoch:",
-                 "| model | train s | member-epochs/s (train) | epoch s with eval | peak MiB |", "|---|---|---|---|---|"]
+        lines = [
+            f"{h['device_name']}, torch {h['torch']}, {h['date']}; {h['train_reviews']} training reviews, "
+            f"vocabulary {h['vocab']}, batch {h['batch_size']}, dims {h['dims']}, TF32 matmul {h['tf32_matmul']}",
+            f"gradcheck on this device: {h['gradcheck']}",
+            "",
+            "(b) unfused ClassifierRun, one epoch:",
+            "| model | train s | member-epochs/s (train) | epoch s with eval | peak MiB |",
+            "|---|---|---|---|---|",
+        ]
         for r in self.results["solo"]:
-            lines.append(f"| {r['model']} | {r.get('train_s', '-')} | {r.get('member_epochs_per_s', r['status'])} | "
-                         f"{r.get('epoch_s', '-')} | {r.get('peak_mib', '-')} |")
-        lines += ["", "(a, c) fused GroupRun, timed slice of an epoch (training only):",
-                  "| model | members | member-epochs/s | x unfused | step ms | padding | peak MiB | status |",
-                  "|---|---|---|---|---|---|---|---|"]
+            lines.append(
+                f"| {r['model']} | {r.get('train_s', '-')} | {r.get('member_epochs_per_s', r['status'])} | "
+                f"{r.get('epoch_s', '-')} | {r.get('peak_mib', '-')} |"
+            )
+        lines += [
+            "",
+            "(a, c) fused GroupRun, timed slice of an epoch (training only):",
+            "| model | members | member-epochs/s | x unfused | step ms | padding | peak MiB | status |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         solo = {r["model"]: r.get("member_epochs_per_s") for r in self.results["solo"]}
         for r in self.results["packing"]:
             rate = r.get("member_epochs_per_s")
             ratio = f"{rate / solo[r['model']]:.2f}" if rate and solo.get(r["model"]) else "-"
-            lines.append(f"| {r['model']} | {r['members']} | {rate if rate is not None else '-'} | {ratio} | "
-                         f"{r.get('step_ms', '-')} | {r.get('padding_share', '-')} | {r.get('peak_mib', '-')} | {r['status']} |")
+            lines.append(
+                f"| {r['model']} | {r['members']} | {rate if rate is not None else '-'} | {ratio} | "
+                f"{r.get('step_ms', '-')} | {r.get('padding_share', '-')} | {r.get('peak_mib', '-')} | {r['status']} |"
+            )
         if self.results["agreement"]:
             lines += ["", "(d) group of 2 vs alone, one epoch:"]
             lines += [json.dumps(r) for r in self.results["agreement"]]
@@ -133,8 +144,12 @@ def measure_solo(config: ClassifierConfig, data) -> dict[str, Any]:
     reset_peak(run.device)
     metrics = run.run_epoch()
     train_s = len(data.train.tokens) / metrics[M.TOKENS_PER_S]
-    return {"train_s": round(train_s, 3), "member_epochs_per_s": round(1 / train_s, 4),
-            "epoch_s": round(metrics[M.EPOCH_S], 3), "peak_mib": peak_mib(run.device)}
+    return {
+        "train_s": round(train_s, 3),
+        "member_epochs_per_s": round(1 / train_s, 4),
+        "epoch_s": round(metrics[M.EPOCH_S], 3),
+        "peak_mib": peak_mib(run.device),
+    }
 
 
 def measure_group(configs: list[ClassifierConfig], data, steps: int, warmup: int) -> dict[str, Any]:
@@ -160,8 +175,11 @@ def measure_group(configs: list[ClassifierConfig], data, steps: int, warmup: int
     return {
         "member_epochs_per_s": round(len(configs) * share / seconds, 4),
         "step_ms": round(1000 * seconds / len(timed), 2),
-        "timed_steps": len(timed), "timed_share": round(float(share), 4), "build_s": round(build_s, 2),
-        "padding_share": round(padding_share(epoch, lengths), 4), "peak_mib": peak_mib(run.device),
+        "timed_steps": len(timed),
+        "timed_share": round(float(share), 4),
+        "build_s": round(build_s, 2),
+        "padding_share": round(padding_share(epoch, lengths), 4),
+        "peak_mib": peak_mib(run.device),
         "finite_losses": int(torch.isfinite(losses).sum()),
     }
 

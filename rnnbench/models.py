@@ -62,7 +62,12 @@ class Classifier(nn.Module):
     review to give the same logits as the review alone."""
 
     def __init__(
-        self, kind: str, vocab_size: int, num_classes: int = 2, embed_dim: int = 300, hidden_dim: int = 300,
+        self,
+        kind: str,
+        vocab_size: int,
+        num_classes: int = 2,
+        embed_dim: int = 300,
+        hidden_dim: int = 300,
         sparse: bool = False,
     ):
         super().__init__()
@@ -94,9 +99,7 @@ RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # GRU: h; LST
 class LanguageModel(nn.Module):
     """Embedding(V, 32) → LSTM or GRU(32, 16, layers) → Linear(16, V): next-token logits at every step."""
 
-    def __init__(
-        self, vocab_size: int, embed_dim: int = 32, hidden_dim: int = 16, num_layers: int = 1, cell: str = "lstm"
-    ):
+    def __init__(self, vocab_size: int, embed_dim: int = 32, hidden_dim: int = 16, num_layers: int = 1, cell: str = "lstm"):
         super().__init__()
         if not 1 <= num_layers <= 3:
             raise ConfigError(f"num_layers must be 1, 2 or 3, got {num_layers}")
@@ -106,9 +109,7 @@ class LanguageModel(nn.Module):
         self.rnn = CELLS[cell](embed_dim, hidden_dim, num_layers=num_layers)
         self.out = nn.Linear(hidden_dim, vocab_size)
 
-    def forward(
-        self, tokens: torch.Tensor, state: RecurrentState | None = None
-    ) -> tuple[torch.Tensor, RecurrentState]:
+    def forward(self, tokens: torch.Tensor, state: RecurrentState | None = None) -> tuple[torch.Tensor, RecurrentState]:
         """tokens `[B, T]` → logits `[B, T, V]` and the recurrent state, so sampling can go on one
         token at a time without re-reading the prefix."""
         output, state = self.rnn(self.embed(tokens), state)

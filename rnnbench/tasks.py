@@ -73,15 +73,14 @@ IMDB = Task(
     objective=Objective(M.VAL_ACC, "max", "peak"),
     axes={"models": ("model", str), "lrs": ("lr", float), "seeds": ("seed", int)},
     grid={"models": ("mlp", "elman", "lstm"), "lrs": (0.001, 0.003, 0.01, 0.03, 0.1, 0.3), "seeds": (0, 1, 2, 3, 4)},
-    presets={"smoke": {"models": ("mlp", "elman", "lstm"), "lrs": (0.03, 0.3), "seeds": (0, 1), "epochs": 2,
-                       "subset": 1000}},
+    presets={"smoke": {"models": ("mlp", "elman", "lstm"), "lrs": (0.03, 0.3), "seeds": (0, 1), "epochs": 2, "subset": 1000}},
     config="rnnbench.train.classifier:ClassifierConfig",
     run="rnnbench.train.classifier:ClassifierRun",
     load_data="rnnbench.train.classifier:load_data",
     fused="rnnbench.train.group:GroupRun",
     confirm="rnnbench.sweep.confirm:confirm",
     confirm_help="the study's confirmation: each model's best lr (by --how), every seed continued 5 epochs on the "
-                 "official train/test split, as experiment <name>-confirm",
+    "official train/test split, as experiment <name>-confirm",
 )
 
 GRAMMAR = Task(
@@ -92,8 +91,7 @@ GRAMMAR = Task(
     objective=Objective(M.synth_acc(1.0), "max", "peak"),
     axes={"datasets": ("dataset", str), "lrs": ("lr", float), "seeds": ("seed", int)},
     grid={"datasets": ("brackets", "ndfa"), "lrs": (0.01, 0.03, 0.1, 0.3, 1.0, 3.0), "seeds": tuple(range(10))},
-    presets={"smoke": {"datasets": ("brackets", "ndfa"), "lrs": (0.3, 1.0), "seeds": (0, 1), "epochs": 2,
-                       "n": 20_000}},
+    presets={"smoke": {"datasets": ("brackets", "ndfa"), "lrs": (0.3, 1.0), "seeds": (0, 1), "epochs": 2, "n": 20_000}},
     config="rnnbench.train.autoregressor:GrammarConfig",
     run="rnnbench.train.autoregressor:GrammarRun",
     load_data="rnnbench.train.autoregressor:load_data",

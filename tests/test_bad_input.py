@@ -27,7 +27,6 @@ NAME = "exp"  # the experiment name every sweep case asks for; no folder of that
 # one gives that line and then the error line. strict: the marker must go once the line is gone.
 
 
-
 def imdb_grid(argv: list[str]) -> int:
     return grid_main("imdb", "", argv)
 
@@ -50,10 +49,16 @@ def write_files(tmp_path: Path, tiny_imdb: Path) -> dict[str, str]:
     with tarfile.open(tmp_path / "empty.tar.gz", "w:gz"):
         pass
     (tmp_path / "file").write_text("a regular file\n")
-    return {"data": str(tiny_imdb), "storage": str(tmp_path / "storage"), "missing": str(tmp_path / "missing"),
-            "empty": str(tmp_path / "empty"), "garbage": str(tmp_path / "garbage.tar.gz"),
-            "empty_tar": str(tmp_path / "empty.tar.gz"), "file": str(tmp_path / "file"),
-            "exp": str(write_experiment(tmp_path / "tiny_exp"))}
+    return {
+        "data": str(tiny_imdb),
+        "storage": str(tmp_path / "storage"),
+        "missing": str(tmp_path / "missing"),
+        "empty": str(tmp_path / "empty"),
+        "garbage": str(tmp_path / "garbage.tar.gz"),
+        "empty_tar": str(tmp_path / "empty.tar.gz"),
+        "file": str(tmp_path / "file"),
+        "exp": str(write_experiment(tmp_path / "tiny_exp")),
+    }
 
 
 def write_experiment(path: Path) -> Path:
@@ -62,8 +67,18 @@ def write_experiment(path: Path) -> Path:
         trial = path / f"lstm_lr0.1_seed{seed}"
         trial.mkdir(parents=True)
         (trial / "params.json").write_text(json.dumps({"model": "lstm", "lr": 0.1, "seed": seed, "epochs": 2}))
-        lines = [{"epoch": e, "val_acc": 0.6 + 0.1 * e + 0.01 * seed, "train_loss": 1.0 / e, "diverged": False,
-                  "training_iteration": e, "trial_id": f"t{seed}", "done": e == 2} for e in (1, 2)]
+        lines = [
+            {
+                "epoch": e,
+                "val_acc": 0.6 + 0.1 * e + 0.01 * seed,
+                "train_loss": 1.0 / e,
+                "diverged": False,
+                "training_iteration": e,
+                "trial_id": f"t{seed}",
+                "done": e == 2,
+            }
+            for e in (1, 2)
+        ]
         (trial / "result.json").write_text("".join(json.dumps(line) + "\n" for line in lines))
     return path
 
@@ -166,7 +181,9 @@ def tokenized_cache(tmp_path_factory, tiny_imdb) -> Path:
 
 
 @pytest.mark.parametrize("cli, argv, message", CASES, ids=[case_id(c) for c in CASES])
-def test_bad_input_is_one_error_line_and_no_experiment(cli, argv, message, tmp_path, tiny_imdb, tokenized_cache, monkeypatch, capsys):
+def test_bad_input_is_one_error_line_and_no_experiment(
+    cli, argv, message, tmp_path, tiny_imdb, tokenized_cache, monkeypatch, capsys
+):
     monkeypatch.setenv("RNNBENCH_CACHE", str(tokenized_cache))
     # a case that gets as far as starting Ray fails in seconds on this address instead of running a sweep
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")

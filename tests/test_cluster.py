@@ -56,9 +56,23 @@ def test_grid_on_two_node_cluster_uses_both_nodes(two_nodes, tiny_imdb, tmp_path
     args = ["--address", two_nodes.address] if how == "--address" else []
     env = {**os.environ, "RAY_ADDRESS": two_nodes.address} if how == "RAY_ADDRESS" else os.environ
     done = subprocess.run(
-        [sys.executable, str(ROOT / "sweeps" / "imdb_grid.py"), *args, "--data", str(tiny_imdb), *GRID,
-         "--storage", str(tmp_path), "--name", "c"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=ROOT,
+        [
+            sys.executable,
+            str(ROOT / "sweeps" / "imdb_grid.py"),
+            *args,
+            "--data",
+            str(tiny_imdb),
+            *GRID,
+            "--storage",
+            str(tmp_path),
+            "--name",
+            "c",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     df = results.load(tmp_path / "c")
@@ -70,16 +84,44 @@ def test_ray_job_submit_runs_a_sweep(tiny_imdb, tmp_path):
     """One node here: nodes faked on one machine share Ray's runtime_resources folder, where a
     second node would unpack the job's working dir over the running driver's."""
     port = free_port("127.0.0.2")
-    head = Cluster(initialize_head=True, head_node_args={  # own ports: another Ray may hold the defaults
-        "num_cpus": 2, "node_ip_address": "127.0.0.2", "dashboard_host": "127.0.0.2", "dashboard_port": port,
-        "dashboard_agent_listen_port": free_port("127.0.0.2"), "metrics_export_port": free_port("127.0.0.2")})
+    head = Cluster(
+        initialize_head=True,
+        head_node_args={  # own ports: another Ray may hold the defaults
+            "num_cpus": 2,
+            "node_ip_address": "127.0.0.2",
+            "dashboard_host": "127.0.0.2",
+            "dashboard_port": port,
+            "dashboard_agent_listen_port": free_port("127.0.0.2"),
+            "metrics_export_port": free_port("127.0.0.2"),
+        },
+    )
     try:
         deadline = time.monotonic() + 180  # the job agent comes up some seconds after the head: poll until it answers
         while True:
             done = subprocess.run(
-                ["ray", "job", "submit", "--address", f"http://127.0.0.2:{port}", "--working-dir", str(ROOT), "--",
-                 "python", "sweeps/imdb_grid.py", "--data", str(tiny_imdb), *GRID, "--storage", str(tmp_path), "--name", "j"],
-                capture_output=True, text=True, timeout=300, cwd=ROOT,
+                [
+                    "ray",
+                    "job",
+                    "submit",
+                    "--address",
+                    f"http://127.0.0.2:{port}",
+                    "--working-dir",
+                    str(ROOT),
+                    "--",
+                    "python",
+                    "sweeps/imdb_grid.py",
+                    "--data",
+                    str(tiny_imdb),
+                    *GRID,
+                    "--storage",
+                    str(tmp_path),
+                    "--name",
+                    "j",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                cwd=ROOT,
             )
             if "No available agent" not in done.stdout + done.stderr or time.monotonic() > deadline:
                 break

@@ -24,9 +24,7 @@ def test_ndfa_statistics():
     repeats = np.array([(len(w) - 2) // 4 for w in words])
     assert repeats.mean() == pytest.approx(3, abs=0.15)  # geometric: (1 - 1/4) / (1/4)
     firsts = [w[1:5] for w in words if w != "ss"]
-    assert {f: firsts.count(f) / len(firsts) for f in NDFA_WORDS} == pytest.approx(
-        dict.fromkeys(NDFA_WORDS, 1 / 3), abs=0.03
-    )
+    assert {f: firsts.count(f) / len(firsts) for f in NDFA_WORDS} == pytest.approx(dict.fromkeys(NDFA_WORDS, 1 / 3), abs=0.03)
 
 
 def test_dyck2_statistics():

@@ -160,8 +160,7 @@ def test_a_registered_dataset_trains_through_the_classifier_loop(topics, monkeyp
     from rnnbench.train.classifier import ClassifierConfig, ClassifierRun
 
     monkeypatch.setitem(datasets.TEXT_DATASETS, "topics", TOPICS)
-    config = ClassifierConfig(dataset="topics", data=str(topics), model="mlp", lr=0.3, epochs=4, embed_dim=16,
-                              hidden_dim=16)
+    config = ClassifierConfig(dataset="topics", data=str(topics), model="mlp", lr=0.3, epochs=4, embed_dim=16, hidden_dim=16)
     run = ClassifierRun(config)
     assert run.model.out.out_features == 3 and run.data.num_classes == 3
     history = list(run.epochs())

@@ -134,13 +134,15 @@ def test_group_key_and_configs_that_cannot_share_a_group(tiny_imdb, tiny_data):
         GroupRun([], tiny_data)
 
 
-
 def test_gpu_script_runs_tiny_on_the_cpu(tmp_path):
     """benchmarks/gpu_group.py end to end on generated data, so it is known to work before a GPU run."""
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.gpu_group", "--device", "cpu", "--tiny", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=root,
     )
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "gpu_group.json").read_text())

@@ -42,7 +42,7 @@ def socket_inodes(pid: int) -> set[str]:
         except OSError:
             continue
         if target.startswith("socket:["):
-            inodes.add(target[len("socket:["):-1])
+            inodes.add(target[len("socket:[") : -1])
     return inodes
 
 
@@ -65,19 +65,43 @@ def ipv4(hex_ip: str) -> str:
 
 def ipv6(hex_ip: str) -> str:
     words = bytes.fromhex(hex_ip)
-    raw = b"".join(words[i:i + 4][::-1] for i in range(0, 16, 4))
+    raw = b"".join(words[i : i + 4][::-1] for i in range(0, 16, 4))
     if raw[:12] == b"\0" * 10 + b"\xff\xff":  # IPv4-mapped
         return ".".join(str(b) for b in raw[12:])
-    return ":".join(raw[i:i + 2].hex() for i in range(0, 16, 2))
+    return ":".join(raw[i : i + 2].hex() for i in range(0, 16, 2))
 
 
 @pytest.mark.slow
 def test_a_local_sweep_listens_on_loopback_only(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")}
     driver = subprocess.Popen(
-        [sys.executable, str(ROOT / "sweeps" / "grammar_grid.py"), "--datasets", "brackets", "--lrs", "1.0",
-         "--seeds", "0", "1", "--epochs", "20", "--n", "5000", "--num-samples", "5", "--storage", str(tmp_path),
-         "--name", "l"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        [
+            sys.executable,
+            str(ROOT / "sweeps" / "grammar_grid.py"),
+            "--datasets",
+            "brackets",
+            "--lrs",
+            "1.0",
+            "--seeds",
+            "0",
+            "1",
+            "--epochs",
+            "20",
+            "--n",
+            "5000",
+            "--num-samples",
+            "5",
+            "--storage",
+            str(tmp_path),
+            "--name",
+            "l",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not list((tmp_path / "l").glob("*/checkpoint_*")) and driver.poll() is None and time.monotonic() < deadline:

@@ -25,9 +25,18 @@ def imdb() -> pd.DataFrame:
         stuck = (model, lr, seed) == ("lstm", 0.01, 0)
         for epoch in range(1, 5):
             acc = 0.5 if stuck else 0.6 + 0.05 * epoch + 0.05 * LRS.index(lr) + 0.01 * seed
-            rows.append({"trial": f"{model}_lr{lr}_seed{seed}", "status": "diverged" if diverged else "finished",
-                         "model": model, "lr": lr, "seed": seed, "epoch": epoch, "val_acc": acc,
-                         "train_loss": 1.0 / epoch + lr + 0.01 * seed})
+            rows.append(
+                {
+                    "trial": f"{model}_lr{lr}_seed{seed}",
+                    "status": "diverged" if diverged else "finished",
+                    "model": model,
+                    "lr": lr,
+                    "seed": seed,
+                    "epoch": epoch,
+                    "val_acc": acc,
+                    "train_loss": 1.0 / epoch + lr + 0.01 * seed,
+                }
+            )
             if diverged and epoch == 2:
                 rows[-1].update(val_acc=np.nan, train_loss=np.nan)
                 break
@@ -40,8 +49,15 @@ def imdb() -> pd.DataFrame:
 def grammar() -> pd.DataFrame:
     rows = []
     for dataset, lr, seed in itertools.product(("brackets", "ndfa"), (0.3, 1.0), range(2)):
-        row = {"trial": f"{dataset}_lr{lr}_seed{seed}", "status": "finished", "dataset": dataset, "lr": lr,
-               "seed": seed, "epoch": 1, "loss_per_token": 1.0}
+        row = {
+            "trial": f"{dataset}_lr{lr}_seed{seed}",
+            "status": "finished",
+            "dataset": dataset,
+            "lr": lr,
+            "seed": seed,
+            "epoch": 1,
+            "loss_per_token": 1.0,
+        }
         for t in (0.0, 0.5, 1.0):
             row[f"synth_acc@t{t:g}"] = 0.5 + 0.2 * lr * (1 - t) + 0.02 * seed
             row[f"compl_acc@t{t:g}"] = 0.9 - 0.1 * t + 0.01 * seed
@@ -112,7 +128,7 @@ def test_lr_grid_offsets_the_models_so_error_bars_do_not_overlap(imdb):
     lines = _gids(ax, "mean")
     assert len(lines) == 2
     xs = [np.asarray(line.get_xdata(), float) for line in lines]
-    assert (xs[0] < xs[1]).all() and np.allclose(xs[1] / xs[0], 10 ** 0.025)
+    assert (xs[0] < xs[1]).all() and np.allclose(xs[1] / xs[0], 10**0.025)
     assert [t.get_text() for t in ax.get_legend().get_texts()][:2] == ["elman (n=2-3)", "lstm (n=3)"]
     assert "peak epoch" in ax.get_title()
     plt.close(fig)
@@ -121,8 +137,11 @@ def test_lr_grid_offsets_the_models_so_error_bars_do_not_overlap(imdb):
 def test_temperature_panels_per_grammar_with_no_overlapping_text(grammar):
     fig = temperature_figure(grammar)
     assert [ax.get_title() for ax in fig.axes] == [
-        "brackets: valid samples from .start", "ndfa: valid samples from .start",
-        "brackets: valid completions of held-out halves", "ndfa: valid completions of held-out halves"]
+        "brackets: valid samples from .start",
+        "ndfa: valid samples from .start",
+        "brackets: valid completions of held-out halves",
+        "ndfa: valid completions of held-out halves",
+    ]
     assert all(len(_gids(ax, "mean")) == 2 for ax in fig.axes)  # one line per lr
     assert all(ax.get_ylim() == (-0.02, 1.02) and not ax.texts for ax in fig.axes)
     x03, x1 = (np.asarray(line.get_xdata(), float) for line in _gids(fig.axes[0], "mean"))
@@ -130,12 +149,16 @@ def test_temperature_panels_per_grammar_with_no_overlapping_text(grammar):
     assert _legend_texts(fig) == ["0.3", "1"]
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    labels = [*fig.texts, *[legend.get_title() for legend in fig.legends],
-              *[t for legend in fig.legends for t in legend.get_texts()],
-              *[t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)]]
+    labels = [
+        *fig.texts,
+        *[legend.get_title() for legend in fig.legends],
+        *[t for legend in fig.legends for t in legend.get_texts()],
+        *[t for ax in fig.axes for t in (ax.title, ax.xaxis.label, ax.yaxis.label)],
+    ]
     texts = [t for t in labels if t.get_visible() and t.get_text().strip()]
     boxes = [t.get_window_extent(renderer) for t in texts]
-    overlapping = [(a.get_text(), b.get_text()) for (a, ba), (b, bb) in itertools.combinations(zip(texts, boxes), 2)
-                   if ba.overlaps(bb)]
+    overlapping = [
+        (a.get_text(), b.get_text()) for (a, ba), (b, bb) in itertools.combinations(zip(texts, boxes), 2) if ba.overlaps(bb)
+    ]
     assert not overlapping
     plt.close(fig)

@@ -27,8 +27,7 @@ from rnnbench.tasks import GRAMMAR, IMDB, TASKS
 
 def frame(rows: list[tuple]) -> pd.DataFrame:
     """(trial, status, model, lr, seed, epoch, val_acc, train_loss) rows."""
-    return pd.DataFrame(rows, columns=["trial", "status", "model", "lr", "seed", "epoch", "val_acc",
-                                       "train_loss"])
+    return pd.DataFrame(rows, columns=["trial", "status", "model", "lr", "seed", "epoch", "val_acc", "train_loss"])
 
 
 @pytest.fixture
@@ -38,10 +37,8 @@ def small() -> pd.DataFrame:
     for model, values in acc.items():
         for seed, final in enumerate(values):
             for epoch in (1, 2):
-                rows.append((f"{model}{seed}", "finished", model, 0.1, seed, epoch,
-                             final - 0.1 * (2 - epoch), 1.0 / epoch))
-    rows += [("elman9", "diverged", "elman", 0.1, 9, 1, 0.5, 2.0),
-             ("elman9", "diverged", "elman", 0.1, 9, 2, math.nan, math.nan)]
+                rows.append((f"{model}{seed}", "finished", model, 0.1, seed, epoch, final - 0.1 * (2 - epoch), 1.0 / epoch))
+    rows += [("elman9", "diverged", "elman", 0.1, 9, 1, 0.5, 2.0), ("elman9", "diverged", "elman", 0.1, 9, 2, math.nan, math.nan)]
     return frame(rows)
 
 
@@ -56,8 +53,7 @@ def test_aggregate_matches_hand_and_scipy(small):
     assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low), pytest.approx(high))
     # by hand: t_{0.975, 2} = 4.302653
     assert row["ci_high"] - row["mean"] == pytest.approx(4.302653 * 0.02 / math.sqrt(3), rel=1e-6)
-    assert (row["median"], row["q25"], row["q75"]) == (pytest.approx(0.82), pytest.approx(0.81),
-                                                      pytest.approx(0.83))
+    assert (row["median"], row["q25"], row["q75"]) == (pytest.approx(0.82), pytest.approx(0.81), pytest.approx(0.83))
     assert (row["min"], row["max"]) == (pytest.approx(0.80), pytest.approx(0.84))
     assert (row["n_trials"], row["n_diverged"], row["n_errored"]) == (3, 0, 0)
 
@@ -157,8 +153,17 @@ def test_bad_input_names_what_exists(small):
 @pytest.mark.parametrize("task", list(TASKS.values()), ids=list(TASKS))
 def test_defaults_follow_the_task_registry(task):
     metric = task.objective.metric
-    df = pd.DataFrame({"trial": ["a", "b"], task.per: ["x", "y"], "lr": [0.1, 0.1], "epoch": [1, 1],
-                       metric: [0.5, 0.6], "loss_per_token": [1.0, 2.0], "train_loss": [1.0, 2.0]})
+    df = pd.DataFrame(
+        {
+            "trial": ["a", "b"],
+            task.per: ["x", "y"],
+            "lr": [0.1, 0.1],
+            "epoch": [1, 1],
+            metric: [0.5, 0.6],
+            "loss_per_token": [1.0, 2.0],
+            "train_loss": [1.0, 2.0],
+        }
+    )
     df.attrs["task"] = task.name
     assert default_metric(df) == metric and default_per(df) == task.per and default_how(df) == task.objective.how
     assert higher_is_better(metric) == (task.objective.mode == "max")
@@ -167,14 +172,23 @@ def test_defaults_follow_the_task_registry(task):
 
 
 def test_grammar_default_is_the_registrys_sampling_accuracy_not_the_loss():
-    df = pd.DataFrame({"trial": ["a", "b"], "dataset": ["brackets", "ndfa"], "epoch": [1, 1],
-                       "loss_per_token": [1.0, 2.0], "synth_acc@t0": [0.2, 0.3], "synth_acc@t1": [0.5, 0.6]})
+    df = pd.DataFrame(
+        {
+            "trial": ["a", "b"],
+            "dataset": ["brackets", "ndfa"],
+            "epoch": [1, 1],
+            "loss_per_token": [1.0, 2.0],
+            "synth_acc@t0": [0.2, 0.3],
+            "synth_acc@t1": [0.5, 0.6],
+        }
+    )
     assert default_metric(df) == "synth_acc@t1" == GRAMMAR.objective.metric and default_per(df) == "dataset"
 
 
 def test_confirmation_stage_defaults_to_test_acc_with_the_same_rule():
-    df = pd.DataFrame({"trial": ["a", "b"], "model": ["lstm", "lstm"], "epoch": [6, 6], "test_acc": [0.8, 0.81],
-                       "test_loss": [0.4, 0.4]})
+    df = pd.DataFrame(
+        {"trial": ["a", "b"], "model": ["lstm", "lstm"], "epoch": [6, 6], "test_acc": [0.8, 0.81], "test_loss": [0.4, 0.4]}
+    )
     df.attrs["task"] = "imdb"
     assert default_metric(df) == "test_acc" and default_how(df) == IMDB.objective.how
     assert higher_is_better("test_acc")
@@ -227,8 +241,9 @@ def test_trials_at_chance_are_counted_against_the_chance_acc_column(small):
 
 def test_one_epoch_rule_for_the_summary_best_and_compare(small):
     peak = summary_table(small, how="peak").set_index("model")
-    final = summary_table(small.assign(val_acc=small["val_acc"] * np.where(small["epoch"] == 2, 0.9, 1.0)),
-                          how="final").set_index("model")
+    final = summary_table(
+        small.assign(val_acc=small["val_acc"] * np.where(small["epoch"] == 2, 0.9, 1.0)), how="final"
+    ).set_index("model")
     assert peak.loc["lstm", "epoch"] == 2 and final.loc["lstm", "epoch"] == 2
     dipped = small.assign(val_acc=small["val_acc"] - np.where(small["epoch"] == 2, 0.2, 0.0))
     assert summary_table(dipped, how="peak").set_index("model").loc["lstm", "epoch"] == 1
@@ -294,8 +309,18 @@ def test_comparisons_stay_within_one_dataset():
     for dataset in ("brackets", "ndfa"):
         for cell, base in (("lstm", 0.9), ("gru", 0.8)):
             for seed in range(3):
-                rows.append({"trial": f"{dataset}{cell}{seed}", "status": "finished", "dataset": dataset, "cell": cell,
-                             "lr": 1.0, "seed": seed, "epoch": 1, "synth_acc@t1": base + 0.01 * seed})
+                rows.append(
+                    {
+                        "trial": f"{dataset}{cell}{seed}",
+                        "status": "finished",
+                        "dataset": dataset,
+                        "cell": cell,
+                        "lr": 1.0,
+                        "seed": seed,
+                        "epoch": 1,
+                        "synth_acc@t1": base + 0.01 * seed,
+                    }
+                )
     df = pd.DataFrame(rows)
     found = comparisons(df)
     assert [(d, c.a, c.b) for d, c in found] == [("brackets", "gru", "lstm"), ("ndfa", "gru", "lstm")]

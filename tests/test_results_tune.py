@@ -48,11 +48,16 @@ def _sweep(storage: Path) -> None:
                 raise RuntimeError("boom")
             diverge = (config["model"], config["lr"], config["seed"], epoch) == ("elman", 0.3, 1, 2)
             base = 0.6 + 0.05 * epoch + (0.02 if config["model"] == "lstm" else 0) + 0.01 * config["seed"]
-            metrics = {"epoch": epoch, "diverged": diverge,
-                       "train_loss": math.nan if diverge else 1.0 / epoch + config["lr"],
-                       "val_acc": math.nan if diverge else base + config["lr"] / 10,
-                       "synth_acc@t0.5": 0.9 - 0.1 * config["seed"], "synth_acc@t1": 0.7,
-                       "compl_acc@t0.5": 0.95, "compl_acc@t1": 0.8}
+            metrics = {
+                "epoch": epoch,
+                "diverged": diverge,
+                "train_loss": math.nan if diverge else 1.0 / epoch + config["lr"],
+                "val_acc": math.nan if diverge else base + config["lr"] / 10,
+                "synth_acc@t0.5": 0.9 - 0.1 * config["seed"],
+                "synth_acc@t1": 0.7,
+                "compl_acc@t0.5": 0.95,
+                "compl_acc@t1": 0.8,
+            }
             with tempfile.TemporaryDirectory() as d:
                 Path(d, "state.json").write_text(json.dumps({"epoch": epoch}))
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(d))
@@ -60,19 +65,29 @@ def _sweep(storage: Path) -> None:
                 return
 
     def confirm(config: dict) -> None:
-        tune.report({"epoch": EPOCHS + 1, "test_acc": 0.8 + 0.01 * config["seed"],
-                     "test_loss": 0.4, "diverged": False})
+        tune.report({"epoch": EPOCHS + 1, "test_acc": 0.8 + 0.01 * config["seed"], "test_loss": 0.4, "diverged": False})
 
     name = lambda t: f"{t.config['model']}_lr{t.config['lr']}_seed{t.config['seed']}"  # noqa: E731
-    sweep = {"model": tune.grid_search(["lstm", "elman"]), "lr": tune.grid_search([0.1, 0.3]),
-             "seed": tune.grid_search([0, 1]), "epochs": EPOCHS, "data": {"max_len": 400}}
-    tune.Tuner(trainable, param_space=sweep,
-               run_config=tune.RunConfig(storage_path=str(storage), name="exp", verbose=0),
-               tune_config=tune.TuneConfig(trial_dirname_creator=name)).fit()
+    sweep = {
+        "model": tune.grid_search(["lstm", "elman"]),
+        "lr": tune.grid_search([0.1, 0.3]),
+        "seed": tune.grid_search([0, 1]),
+        "epochs": EPOCHS,
+        "data": {"max_len": 400},
+    }
+    tune.Tuner(
+        trainable,
+        param_space=sweep,
+        run_config=tune.RunConfig(storage_path=str(storage), name="exp", verbose=0),
+        tune_config=tune.TuneConfig(trial_dirname_creator=name),
+    ).fit()
     final = {"model": "lstm", "lr": 0.3, "seed": tune.grid_search([0, 1]), "final": True}
-    tune.Tuner(confirm, param_space=final,
-               run_config=tune.RunConfig(storage_path=str(storage), name="exp-confirm", verbose=0),
-               tune_config=tune.TuneConfig(trial_dirname_creator=name)).fit()
+    tune.Tuner(
+        confirm,
+        param_space=final,
+        run_config=tune.RunConfig(storage_path=str(storage), name="exp-confirm", verbose=0),
+        tune_config=tune.TuneConfig(trial_dirname_creator=name),
+    ).fit()
 
 
 @pytest.fixture(scope="session")
@@ -104,8 +119,19 @@ def test_load_reads_every_epoch_config_and_status(df):
     assert (statuses.drop(["lstm_lr0.3_seed1", "elman_lr0.3_seed1"]) == "finished").all()
     assert len(statuses) == 8 and df["trial_id"].nunique() == 8
     assert len(df) == 6 * EPOCHS + 1 + 2  # errored reported 1 epoch, diverged 2
-    assert {"model", "lr", "seed", "epochs", "data/max_len", "epoch", "val_acc", "train_loss",
-            "synth_acc@t0.5", "training_iteration", "time_total_s"} <= set(df.columns)
+    assert {
+        "model",
+        "lr",
+        "seed",
+        "epochs",
+        "data/max_len",
+        "epoch",
+        "val_acc",
+        "train_loss",
+        "synth_acc@t0.5",
+        "training_iteration",
+        "time_total_s",
+    } <= set(df.columns)
     assert "config" not in df.columns
     assert df.loc[df.trial == "lstm_lr0.3_seed1", "error"].iloc[0] == "RuntimeError: boom"
     diverged = df[df.trial == "elman_lr0.3_seed1"].sort_values("epoch")
@@ -215,9 +241,8 @@ def test_bad_paths_give_one_line_errors(tune_storage, tmp_path):
 
 
 def test_plots_are_written_and_readable(df, tmp_path):
-    paths = (learning_curves(df, tmp_path) + lr_grid(df, tmp_path) + temperature_curves(df, tmp_path))
-    names = ("curves_val_acc", "curves_train_loss", "train_loss_and_val_acc", "lr_grid_val_acc_peak",
-             "temperature_accuracy")
+    paths = learning_curves(df, tmp_path) + lr_grid(df, tmp_path) + temperature_curves(df, tmp_path)
+    names = ("curves_val_acc", "curves_train_loss", "train_loss_and_val_acc", "lr_grid_val_acc_peak", "temperature_accuracy")
     assert sorted(p.name for p in paths) == sorted(f"{n}.{ext}" for n in names for ext in ("png", "svg"))
     for path in paths:
         if path.suffix == ".png":
@@ -230,8 +255,7 @@ def test_tensorboard_runs_hold_mean_ci_n_and_hparams(df, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     runs = export_tensorboard(df, tmp_path, metrics=["val_acc", "train_loss"])
-    assert sorted(r.name for r in runs) == ["model=elman,lr=0.1", "model=elman,lr=0.3",
-                                            "model=lstm,lr=0.1", "model=lstm,lr=0.3"]
+    assert sorted(r.name for r in runs) == ["model=elman,lr=0.1", "model=elman,lr=0.3", "model=lstm,lr=0.1", "model=lstm,lr=0.3"]
     acc = EventAccumulator(str(tmp_path / "model=lstm,lr=0.1"))
     acc.Reload()
     agg = aggregate(df, by=("model", "lr", "epoch"), metrics=["val_acc"])
@@ -248,9 +272,23 @@ def test_tensorboard_runs_hold_mean_ci_n_and_hparams(df, tmp_path):
 
 def test_cli_prints_tables_and_comparisons_and_exits_2_on_bad_input(tune_storage, tmp_path, capsys):
     path = str(tune_storage / "exp")
-    code = main([path, "--format", "markdown", "--plot", str(tmp_path / "plots"),
-                 "--tensorboard", str(tmp_path / "tb"), "--export", str(tmp_path / "rows.parquet"),
-                 "--export", str(tmp_path / "rows.csv"), "--export", str(tmp_path / "report.md")])
+    code = main(
+        [
+            path,
+            "--format",
+            "markdown",
+            "--plot",
+            str(tmp_path / "plots"),
+            "--tensorboard",
+            str(tmp_path / "tb"),
+            "--export",
+            str(tmp_path / "rows.parquet"),
+            "--export",
+            str(tmp_path / "rows.csv"),
+            "--export",
+            str(tmp_path / "report.md"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "| model | lr |" in out and "Comparisons (" in out and "lstm" in out
@@ -265,8 +303,9 @@ def test_cli_prints_tables_and_comparisons_and_exits_2_on_bad_input(tune_storage
 
 
 def test_module_list_and_the_console_script_run(tune_storage):
-    done = subprocess.run([sys.executable, "-m", "rnnbench.results", "list", str(tune_storage)], capture_output=True,
-                          text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "rnnbench.results", "list", str(tune_storage)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0 and done.stdout.splitlines()[2].split()[0] == "exp"
     script = Path(sys.executable).parent / "rnnbench-results"
     done = subprocess.run([str(script), str(tune_storage / "exp")], capture_output=True, text=True, timeout=120)
@@ -286,8 +325,10 @@ def test_load_through_an_fsspec_filesystem_matches_the_local_read(tune_storage, 
     assert set(remote["trial"]) == set(df["trial"])
     local = df.set_index(["trial", "epoch"])["val_acc"].sort_index()
     assert remote.set_index(["trial", "epoch"])["val_acc"].sort_index().equals(local)
-    assert (remote.drop_duplicates("trial").set_index("trial")["status"].sort_index()
-            == df.drop_duplicates("trial").set_index("trial")["status"].sort_index()).all()
+    assert (
+        remote.drop_duplicates("trial").set_index("trial")["status"].sort_index()
+        == df.drop_duplicates("trial").set_index("trial")["status"].sort_index()
+    ).all()
 
 
 # --- grouped trials: one Ray trial training several grid members together -----------------------
@@ -325,18 +366,24 @@ def _grouped_copy(exp: Path, out: Path, csv_only: tuple[str, ...] = ()) -> Path:
         lines = {n: [json.loads(ln) for ln in (exp / n / "result.json").read_text().splitlines()] for n in names}
         first = configs[names[0]]
         common = {k: v for k, v in first.items() if all(c.get(k) == v for c in configs.values())}
-        config = {**common, "members": [{"name": n, **{k: v for k, v in configs[n].items() if k not in common}}
-                                        for n in names]}
+        config = {**common, "members": [{"name": n, **{k: v for k, v in configs[n].items() if k not in common}} for n in names]}
         group_id = f"g{index:04d}"
         rows = []
         for epoch in range(1, max(len(v) for v in lines.values()) + 1):
             present = {n: v[epoch - 1] for n, v in lines.items() if len(v) >= epoch}
             ray_keys = {k: v for k, v in next(iter(present.values())).items() if k in RAY_KEYS}
-            members = {n: {k: v for k, v in line.items() if k not in RAY_KEYS and k != "config"}
-                       for n, line in present.items()}
+            members = {n: {k: v for k, v in line.items() if k not in RAY_KEYS and k != "config"} for n, line in present.items()}
             accs = [m["val_acc"] for m in members.values()]
-            rows.append({"epoch": epoch, "val_acc": sum(accs) / len(accs), "members": members, **ray_keys,
-                         "trial_id": group_id, "config": config})
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "val_acc": sum(accs) / len(accs),
+                    "members": members,
+                    **ray_keys,
+                    "trial_id": group_id,
+                    "config": config,
+                }
+            )
         folder = out / group
         folder.mkdir()
         (folder / "params.json").write_text(json.dumps(config, indent=2, sort_keys=True))
@@ -353,16 +400,35 @@ def _grouped_copy(exp: Path, out: Path, csv_only: tuple[str, ...] = ()) -> Path:
                 shutil.copy(exp / name / "error.txt", folder / "error.txt")
         entry, runtime = entries[names[0]]
         statuses = {entries[n][0]["status"] for n in names}
-        entry = {**entry, "trial_id": group_id, "relative_logdir": group, "config": config,
-                 "status": "ERROR" if "ERROR" in statuses else "TERMINATED"}
+        entry = {
+            **entry,
+            "trial_id": group_id,
+            "relative_logdir": group,
+            "config": config,
+            "status": "ERROR" if "ERROR" in statuses else "TERMINATED",
+        }
         trial_data.append([json.dumps(entry), json.dumps({**runtime, "last_result": rows[-1]})])
     (out / state_path.name).write_text(json.dumps({**state, "trial_data": trial_data}))
     return out
 
 
-RAY_KEYS = {"timestamp", "checkpoint_dir_name", "should_checkpoint", "done", "training_iteration", "trial_id",
-            "date", "time_this_iter_s", "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
-            "iterations_since_restore", "experiment_tag"}
+RAY_KEYS = {
+    "timestamp",
+    "checkpoint_dir_name",
+    "should_checkpoint",
+    "done",
+    "training_iteration",
+    "trial_id",
+    "date",
+    "time_this_iter_s",
+    "time_total_s",
+    "pid",
+    "hostname",
+    "node_ip",
+    "time_since_restore",
+    "iterations_since_restore",
+    "experiment_tag",
+}
 
 
 def _same_up_to_groups(grouped, df) -> None:

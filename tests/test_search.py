@@ -21,13 +21,18 @@ from rnnbench.sweep.search import study_values
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC = "synth_acc@t1"
-SMALL = ["--task", "grammar", "--dataset", "ndfa", "--n", "3000", "--epochs", "2", "--num-samples", "20",
-         "--num-seeds", "2"]
+SMALL = ["--task", "grammar", "--dataset", "ndfa", "--n", "3000", "--epochs", "2", "--num-samples", "20", "--num-seeds", "2"]
 
 
 def search(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "sweeps" / "search.py"), *args], capture_output=True, text=True,
-                          timeout=timeout, env=dict(os.environ), cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "sweeps" / "search.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ),
+        cwd=ROOT,
+    )
 
 
 def assert_seed_means_told(path: Path, how_many: int) -> None:
@@ -70,14 +75,34 @@ def test_killed_search_resumes_to_every_epoch_once(tmp_path):
     """10 cycles of SIGKILL to the driver's process group at random points, each followed by
     --resume; then every member has each epoch exactly once and Optuna holds the seed-means."""
     # epochs long enough (n 15,000) that most kills land mid-run, not after the search is done
-    args = [*SMALL, "--n", "15000", "--epochs", "3", "--budget", "6", "--pruner", "none", "--max-concurrent", "1",
-            "--storage", str(tmp_path), "--name", "k"]
+    args = [
+        *SMALL,
+        "--n",
+        "15000",
+        "--epochs",
+        "3",
+        "--budget",
+        "6",
+        "--pruner",
+        "none",
+        "--max-concurrent",
+        "1",
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "k",
+    ]
     path, rng = tmp_path / "k", random.Random(0)
     kills = 0
-    for cycle in range(10):
+    for _ in range(10):
         resume = ["--resume"] if (path / "rnnbench_sweep.json").exists() else []
-        driver = subprocess.Popen([sys.executable, str(ROOT / "sweeps" / "search.py"), *args, *resume], cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+        driver = subprocess.Popen(
+            [sys.executable, str(ROOT / "sweeps" / "search.py"), *args, *resume],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         before = reported_lines(path)
         deadline = time.monotonic() + 180  # a generous bound; the wait ends as soon as there is progress
         while driver.poll() is None and reported_lines(path) <= before and time.monotonic() < deadline:
@@ -138,14 +163,35 @@ def test_an_incompatible_search_is_refused_on_resume(searched):
 
 
 def test_imdb_search_on_the_tiny_set(tiny_imdb, tmp_path):
-    done = search("--task", "imdb", "--data", str(tiny_imdb), "--model", "mlp", "--epochs", "2", "--embed-dim", "16",
-                  "--hidden-dim", "16", "--num-seeds", "2", "--budget", "2", "--pruner", "none",
-                  "--storage", str(tmp_path), "--name", "i")
+    done = search(
+        "--task",
+        "imdb",
+        "--data",
+        str(tiny_imdb),
+        "--model",
+        "mlp",
+        "--epochs",
+        "2",
+        "--embed-dim",
+        "16",
+        "--hidden-dim",
+        "16",
+        "--num-seeds",
+        "2",
+        "--budget",
+        "2",
+        "--pruner",
+        "none",
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "i",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     df = results.load(tmp_path / "i")
     told = study_values(tmp_path / "i")
     assert len(told) == 2
-    for group, seeds in df.groupby("group"):
+    for _, seeds in df.groupby("group"):
         assert set(seeds["model"]) == {"mlp"} and sorted(seeds.drop_duplicates("trial")["seed"]) == [0, 1]
         trial_id = seeds["trial_id"].iloc[0].split("/")[0]
         assert told[trial_id] == pytest.approx(seeds.groupby("epoch")["val_acc"].mean().max())

@@ -24,7 +24,11 @@ SMALL = ["--embed-dim", "16", "--hidden-dim", "16"]
 def sweep(script: str, *args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "sweeps" / script), *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
     )
 
 
@@ -37,8 +41,27 @@ def epochs_in_result_json(trial_dir: Path) -> list[int]:
 def grid(tiny_imdb, tmp_path_factory):
     """One small finished grid: 2 models x 2 lrs x 2 seeds x 2 epochs."""
     storage = tmp_path_factory.mktemp("storage")
-    done = sweep("imdb_grid.py", "--data", str(tiny_imdb), "--models", "mlp", "elman", "--lrs", "0.1", "0.3",
-                 "--seeds", "0", "1", "--epochs", "2", *SMALL, "--storage", str(storage), "--name", "g")
+    done = sweep(
+        "imdb_grid.py",
+        "--data",
+        str(tiny_imdb),
+        "--models",
+        "mlp",
+        "elman",
+        "--lrs",
+        "0.1",
+        "0.3",
+        "--seeds",
+        "0",
+        "1",
+        "--epochs",
+        "2",
+        *SMALL,
+        "--storage",
+        str(storage),
+        "--name",
+        "g",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return storage, done
 
@@ -73,10 +96,33 @@ def test_confirmation_stage_continues_the_best_lr_on_the_test_split(grid, tiny_i
 
 
 def test_killed_driver_resumes_without_losing_or_repeating_epochs(tiny_imdb, tmp_path):
-    args = ["--data", str(tiny_imdb), "--models", "lstm", "--lrs", "0.1", "--seeds", "0", "1", "2",
-            "--epochs", "3", "--max-concurrent", "1", "--storage", str(tmp_path), "--name", "r"]
-    driver = subprocess.Popen([sys.executable, str(ROOT / "sweeps" / "imdb_grid.py"), *args],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, start_new_session=True)
+    args = [
+        "--data",
+        str(tiny_imdb),
+        "--models",
+        "lstm",
+        "--lrs",
+        "0.1",
+        "--seeds",
+        "0",
+        "1",
+        "2",
+        "--epochs",
+        "3",
+        "--max-concurrent",
+        "1",
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "r",
+    ]
+    driver = subprocess.Popen(
+        [sys.executable, str(ROOT / "sweeps" / "imdb_grid.py"), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:  # kill once a trial is part-way through
         reported = {d.name: epochs_in_result_json(d) for d in (tmp_path / "r").glob("lstm_*") if d.is_dir()}
@@ -105,8 +151,11 @@ def test_killed_driver_resumes_without_losing_or_repeating_epochs(tiny_imdb, tmp
         (["--seeds", "1.5"], "invalid int value"),
         (["--epochs", "0"], "epochs must be > 0"),
         (["--address", "127.0.0.1:9"], "cannot reach a Ray cluster at 127.0.0.1:9"),
-        pytest.param(["--gpus-per-trial", "0.5"], "no node can hold one trial of 1 CPUs and 0.5 GPUs",
-                     marks=pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine may have a GPU")),
+        pytest.param(
+            ["--gpus-per-trial", "0.5"],
+            "no node can hold one trial of 1 CPUs and 0.5 GPUs",
+            marks=pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine may have a GPU"),
+        ),
         (["--cpus-per-trial", "64"], "no node can hold one trial of 64 CPUs"),
         (["--resume"], "no experiment to resume"),
         (["--confirm"], "no first stage"),
@@ -137,8 +186,26 @@ def test_existing_experiment_is_not_overwritten(grid, tiny_imdb):
 
 
 def test_grammar_grid_needs_no_data_and_reports_every_temperature(tmp_path):
-    done = sweep("grammar_grid.py", "--datasets", "brackets", "ndfa", "--lrs", "1.0", "--seeds", "0", "--epochs", "1",
-                 "--n", "2000", "--num-samples", "20", "--storage", str(tmp_path), "--name", "gr")
+    done = sweep(
+        "grammar_grid.py",
+        "--datasets",
+        "brackets",
+        "ndfa",
+        "--lrs",
+        "1.0",
+        "--seeds",
+        "0",
+        "--epochs",
+        "1",
+        "--n",
+        "2000",
+        "--num-samples",
+        "20",
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "gr",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     df = results.load(tmp_path / "gr")
     assert sorted(df["trial"]) == ["brackets_lr1_seed0", "ndfa_lr1_seed0"]
@@ -150,8 +217,23 @@ def test_grammar_grid_needs_no_data_and_reports_every_temperature(tmp_path):
 def test_grouped_members_give_the_rows_of_ungrouped_trials(tmp_path):
     """--group seeds trains each setting's seeds in one trial; every member still gets its own
     rows, equal to the same member trained as a trial of its own (the grammar runs are serial)."""
-    grid = ["--datasets", "dyck2", "--lrs", "1.0", "--seeds", "0", "1", "--epochs", "2", "--n", "1000",
-            "--num-samples", "10", "--storage", str(tmp_path)]
+    grid = [
+        "--datasets",
+        "dyck2",
+        "--lrs",
+        "1.0",
+        "--seeds",
+        "0",
+        "1",
+        "--epochs",
+        "2",
+        "--n",
+        "1000",
+        "--num-samples",
+        "10",
+        "--storage",
+        str(tmp_path),
+    ]
     alone = sweep("grammar_grid.py", *grid, "--name", "alone", "--group", "none")
     grouped = sweep("grammar_grid.py", *grid, "--name", "grouped", "--group", "seeds")
     assert alone.returncode == 0 and grouped.returncode == 0, grouped.stderr[-3000:]
@@ -159,22 +241,70 @@ def test_grouped_members_give_the_rows_of_ungrouped_trials(tmp_path):
     a, g = results.load(tmp_path / "alone"), results.load(tmp_path / "grouped")
     assert set(g["group"]) == {"dyck2_lr1_seed0-1"} and sorted(set(g["trial"])) == ["dyck2_lr1_seed0", "dyck2_lr1_seed1"]
     columns = ["trial", "epoch", "loss_per_token", "synth_acc@t1", "compl_acc@t0"]
-    assert a[columns].sort_values(["trial", "epoch"]).reset_index(drop=True).equals(
-        g[columns].sort_values(["trial", "epoch"]).reset_index(drop=True))
+    assert (
+        a[columns]
+        .sort_values(["trial", "epoch"])
+        .reset_index(drop=True)
+        .equals(g[columns].sort_values(["trial", "epoch"]).reset_index(drop=True))
+    )
 
 
 def test_errored_trials_end_the_sweep_non_zero_with_the_resume_command(tmp_path):
-    done = sweep("grammar_grid.py", "--datasets", "brackets", "--lrs", "1.0", "--seeds", "0", "--epochs", "1",
-                 "--n", "500", "--num-samples", "5", "--device", "cuda:7", "--storage", str(tmp_path), "--name", "e")
+    done = sweep(
+        "grammar_grid.py",
+        "--datasets",
+        "brackets",
+        "--lrs",
+        "1.0",
+        "--seeds",
+        "0",
+        "--epochs",
+        "1",
+        "--n",
+        "500",
+        "--num-samples",
+        "5",
+        "--device",
+        "cuda:7",
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "e",
+    )
     assert done.returncode == 1, done.stderr[-3000:]
     assert "1 of 1 members errored" in done.stderr and "--resume" in done.stderr.splitlines()[-1]
 
 
 def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(tmp_path):
-    args = ["--datasets", "brackets", "--lrs", "1.0", "--seeds", "0", "1", "2", "--epochs", "3", "--n", "2000",
-            "--num-samples", "10", "--max-concurrent", "1", "--storage", str(tmp_path), "--name", "c"]
-    driver = subprocess.Popen([sys.executable, str(ROOT / "sweeps" / "grammar_grid.py"), *args], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        "--datasets",
+        "brackets",
+        "--lrs",
+        "1.0",
+        "--seeds",
+        "0",
+        "1",
+        "2",
+        "--epochs",
+        "3",
+        "--n",
+        "2000",
+        "--num-samples",
+        "10",
+        "--max-concurrent",
+        "1",
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "c",
+    ]
+    driver = subprocess.Popen(
+        [sys.executable, str(ROOT / "sweeps" / "grammar_grid.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 240
     while not list((tmp_path / "c").glob("*/checkpoint_*")) and driver.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)  # until the first epoch is checkpointed
@@ -189,9 +319,32 @@ def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(tmp_path):
 
 
 def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path):
-    done = sweep("grammar_grid.py", "--datasets", "brackets", "dyck2", "--lrs", "1.0", "--seeds", "0", "1", "2",
-                 "--epochs", "2", "--n", "600", "--num-samples", "5", "--group", "seeds", "--dry-run",
-                 "--storage", str(tmp_path), "--name", "d", timeout=240)
+    done = sweep(
+        "grammar_grid.py",
+        "--datasets",
+        "brackets",
+        "dyck2",
+        "--lrs",
+        "1.0",
+        "--seeds",
+        "0",
+        "1",
+        "2",
+        "--epochs",
+        "2",
+        "--n",
+        "600",
+        "--num-samples",
+        "5",
+        "--group",
+        "seeds",
+        "--dry-run",
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "d",
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "6 members in 2 trials (seeds grouped) x 2 epochs = 12 member-epochs" in done.stdout
     assert "probe: brackets" in done.stdout and "probe: dyck2" in done.stdout

@@ -100,23 +100,50 @@ def test_bad_config_is_refused_before_training(bad, message):
 
 def test_cli_prints_one_line_per_epoch_and_one_line_errors(tiny_imdb, tmp_path):
     ok = subprocess.run(
-        [sys.executable, "-m", "rnnbench.train", "imdb", "--model", "mlp", "--epochs", "2",
-         "--embed-dim", "16", "--hidden-dim", "16", "--data", str(tiny_imdb), "--save", str(tmp_path / "r.pt")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "rnnbench.train",
+            "imdb",
+            "--model",
+            "mlp",
+            "--epochs",
+            "2",
+            "--embed-dim",
+            "16",
+            "--hidden-dim",
+            "16",
+            "--data",
+            str(tiny_imdb),
+            "--save",
+            str(tmp_path / "r.pt"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert ok.returncode == 0, ok.stderr
     lines = [line for line in ok.stdout.splitlines() if line.startswith("epoch=")]
     assert len(lines) == 2 and "val_acc=" in lines[1]
     more = subprocess.run(
         [sys.executable, "-m", "rnnbench.train", "imdb", "--resume", str(tmp_path / "r.pt"), "--epochs", "3"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert more.returncode == 0, more.stderr
     assert [line.split()[0] for line in more.stdout.splitlines() if line.startswith("epoch=")] == ["epoch=3"]
-    for args, expected in [(["--model", "transformer"], "unknown model"), (["--lr", "0"], "lr must be > 0"),
-                           (["--data", str(tmp_path)], "not an aclImdb")]:
-        bad = subprocess.run([sys.executable, "-m", "rnnbench.train", "imdb", "--data", str(tiny_imdb), *args],
-                             capture_output=True, text=True, timeout=120)  # a later --data wins
+    for args, expected in [
+        (["--model", "transformer"], "unknown model"),
+        (["--lr", "0"], "lr must be > 0"),
+        (["--data", str(tmp_path)], "not an aclImdb"),
+    ]:
+        bad = subprocess.run(
+            [sys.executable, "-m", "rnnbench.train", "imdb", "--data", str(tiny_imdb), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )  # a later --data wins
         assert bad.returncode == 2
         error_lines = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
         assert len(error_lines) == 1 and expected in error_lines[0]

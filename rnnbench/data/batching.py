@@ -31,7 +31,7 @@ class Sequences:
     labels: np.ndarray | None = None
 
     @classmethod
-    def from_lists(cls, seqs: list[list[int]], labels: list[int] | None = None) -> "Sequences":
+    def from_lists(cls, seqs: list[list[int]], labels: list[int] | None = None) -> Sequences:
         lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
         offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
@@ -45,7 +45,7 @@ class Sequences:
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def subset(self, index: np.ndarray) -> "Sequences":
+    def subset(self, index: np.ndarray) -> Sequences:
         """A compact copy holding only the sequences at `index`, in that order."""
         index = np.asarray(index, dtype=np.int64)
         starts, lengths = self.offsets[index], self.lengths[index]

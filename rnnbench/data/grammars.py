@@ -141,7 +141,7 @@ class Vocab:
     chars: str
 
     @classmethod
-    def for_grammar(cls, name: str) -> "Vocab":
+    def for_grammar(cls, name: str) -> Vocab:
         return cls(check_grammar(name).alphabet)
 
     def __len__(self) -> int:
@@ -177,7 +177,7 @@ class GrammarData:
     held_out: Sequences
 
     @classmethod
-    def generate(cls, name: str, n: int, seed: int, n_held_out: int = 100) -> "GrammarData":
+    def generate(cls, name: str, n: int, seed: int, n_held_out: int = 100) -> GrammarData:
         """Training and held-out sets come from separate child streams of `seed`, so changing n
         changes neither the held-out set nor any other run's data."""
         grammar = check_grammar(name)

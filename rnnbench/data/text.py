@@ -144,9 +144,7 @@ def download(dataset: TextDataset, folder: Path) -> Path:
     except (urllib.error.URLError, OSError) as error:
         raise DataError(f"{looked}, and downloading {dataset.url} failed ({_first_line(error)}); {fix}") from None
     except ValueError as error:  # pooch: checksum mismatch
-        raise DataError(
-            f"download of {dataset.url} is corrupt ({_first_line(error)}); run again to re-download"
-        ) from None
+        raise DataError(f"download of {dataset.url} is corrupt ({_first_line(error)}); run again to re-download") from None
 
 
 class ResumableDownload:
@@ -239,8 +237,7 @@ def _missing_error(dataset: TextDataset, source: Source, missing: set[tuple[str,
     every = {(split, label) for split in SPLITS for label in dataset.class_names}
     if missing == every:
         return DataError(
-            f"{source.origin} is not {dataset.source_kind}: it holds no {dataset.name} examples; "
-            f"expected {dataset.layout}"
+            f"{source.origin} is not {dataset.source_kind}: it holds no {dataset.name} examples; expected {dataset.layout}"
         )
     names = ", ".join(f"{split}/{label}" for split, label in sorted(missing))
     return DataError(f"{source.origin} has no {names} examples; expected {dataset.layout}")
@@ -413,8 +410,10 @@ def load_text(
         train_idx, eval_idx = np.setdiff1d(train_idx, val), np.sort(val)
     if subset is not None:
         if subset > len(train_idx):  # silently training on fewer examples than asked would mislead
-            raise DataError(f"subset {subset} is larger than the training split ({len(train_idx)} examples); "
-                            f"pass a subset <= {len(train_idx)}")
+            raise DataError(
+                f"subset {subset} is larger than the training split ({len(train_idx)} examples); "
+                f"pass a subset <= {len(train_idx)}"
+            )
         train_idx = np.sort(rng.choice(train_idx, subset, replace=False))
         eval_idx = np.sort(rng.choice(eval_idx, min(max(subset // 4, 1), len(eval_idx)), replace=False))
     everything = Sequences(corpus.tokens, corpus.offsets, corpus.labels)

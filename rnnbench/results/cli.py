@@ -25,30 +25,44 @@ from rnnbench.results.tensorboard import export_tensorboard
 
 
 def parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="rnnbench-results", description=__doc__.split("\n\n")[0],
-                                epilog="rnnbench-results list STORAGE: one line per experiment folder under "
-                                       "STORAGE (to report on an experiment folder named 'list', pass ./list)")
+    p = OneLineParser(
+        prog="rnnbench-results",
+        description=__doc__.split("\n\n")[0],
+        epilog="rnnbench-results list STORAGE: one line per experiment folder under "
+        "STORAGE (to report on an experiment folder named 'list', pass ./list)",
+    )
     p.add_argument("path", help="experiment folder or storage URI (file://, s3://, ...)")
-    p.add_argument("--metric", help="default: the task's objective (imdb val_acc, test_acc in a confirmation "
-                   "stage; grammar synth_acc@t1)")
+    p.add_argument(
+        "--metric", help="default: the task's objective (imdb val_acc, test_acc in a confirmation stage; grammar synth_acc@t1)"
+    )
     p.add_argument("--per", help="column whose values are compared (default: the task's, model or dataset)")
     p.add_argument("--by", nargs="+", help="columns defining a grid cell (default: varying config minus seed)")
-    p.add_argument("--how", choices=("peak", "final"), help="score a cell by the best or the last epoch of its "
-                   "seed-mean curve (default: the task's)")
+    p.add_argument(
+        "--how",
+        choices=("peak", "final"),
+        help="score a cell by the best or the last epoch of its seed-mean curve (default: the task's)",
+    )
     p.add_argument("--format", choices=FORMATS, default="text")
     p.add_argument("--ci", type=float, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--plot", metavar="DIR", help="write PNG and SVG figures here")
     p.add_argument("--seeds", action="store_true", help="plots also draw every seed as a thin line")
     p.add_argument("--tensorboard", metavar="DIR", help="write one TensorBoard run per cell here")
-    p.add_argument("--export", metavar="FILE", action="append", default=[],
-                   help="FILE.csv / FILE.parquet: every (trial, epoch) row; FILE.md: this report; repeatable")
+    p.add_argument(
+        "--export",
+        metavar="FILE",
+        action="append",
+        default=[],
+        help="FILE.csv / FILE.parquet: every (trial, epoch) row; FILE.md: this report; repeatable",
+    )
     return p
 
 
 def list_parser() -> argparse.ArgumentParser:
-    p = OneLineParser(prog="rnnbench-results list",
-                                description="One line per experiment folder under STORAGE: name, task, state, "
-                                            "trials, epochs reported, last change, size.")
+    p = OneLineParser(
+        prog="rnnbench-results list",
+        description="One line per experiment folder under STORAGE: name, task, state, "
+        "trials, epochs reported, last change, size.",
+    )
     p.add_argument("storage", help="the folder (or storage URI) the sweeps' --storage pointed at")
     return p
 
@@ -58,15 +72,23 @@ def _title(df: pd.DataFrame) -> str:
     heads = df.drop_duplicates("trial")
     task = task_of(df)
     name = df["experiment"].iloc[0] if "experiment" in df else df.attrs.get("experiment", "results")
-    counts = (": " + ", ".join(f"{n} {status}" for status, n in heads["status"].value_counts().items())
-              if "status" in heads else "")
+    counts = (
+        ": " + ", ".join(f"{n} {status}" for status, n in heads["status"].value_counts().items()) if "status" in heads else ""
+    )
     groups = heads["group"].nunique() if "group" in heads else len(heads)
     grouped = f", in {groups} grouped Ray trials" if groups < len(heads) else ""
     return f"{name}{f' ({task.name})' if task else ''}: {len(heads)} trials{counts}{grouped}"
 
 
-def report(df: pd.DataFrame, metric: str | None = None, per: str | None = None, how: str | None = None,
-           by: Sequence[str] | None = None, ci: float = 0.95, fmt: str = "text") -> str:
+def report(
+    df: pd.DataFrame,
+    metric: str | None = None,
+    per: str | None = None,
+    how: str | None = None,
+    by: Sequence[str] | None = None,
+    ci: float = 0.95,
+    fmt: str = "text",
+) -> str:
     """The printed report: trial counts, every cell at its chosen epoch, the best setting per
     `per` value, and the pairwise comparisons within each dataset. Metric, per and the epoch
     rule `how` default to the task's; the sweeps pass theirs. Text fits 120 columns."""
@@ -83,8 +105,7 @@ def report(df: pd.DataFrame, metric: str | None = None, per: str | None = None, 
     found = comparisons(df, metric=metric, per=per, how=how, ci=ci, by=by)
     if found:
         lines = [wrap(f"{f'{dataset}: ' if dataset else ''}{c.sentence()}", indent="- ") for dataset, c in found]
-        sections.append(f"Comparisons (each side at its best setting, {rule} epoch; Welch's t-test):\n"
-                        + "\n".join(lines))
+        sections.append(f"Comparisons (each side at its best setting, {rule} epoch; Welch's t-test):\n" + "\n".join(lines))
     return "\n\n".join(sections)
 
 

@@ -28,10 +28,24 @@ ID_COLUMNS = ("experiment", "trial", "group", "trial_id", "status", "error")
 
 # Keys Ray Tune adds to every result.json line next to the reported metrics.
 RAY_COLUMNS = (
-    "training_iteration", "time_this_iter_s", "time_total_s", "time_since_restore",
-    "iterations_since_restore", "timestamp", "date", "pid", "hostname", "node_ip", "done",
-    "checkpoint_dir_name", "should_checkpoint", "experiment_tag", "episodes_total",
-    "timesteps_total", "timesteps_since_restore", "experiment_id",
+    "training_iteration",
+    "time_this_iter_s",
+    "time_total_s",
+    "time_since_restore",
+    "iterations_since_restore",
+    "timestamp",
+    "date",
+    "pid",
+    "hostname",
+    "node_ip",
+    "done",
+    "checkpoint_dir_name",
+    "should_checkpoint",
+    "experiment_tag",
+    "episodes_total",
+    "timesteps_total",
+    "timesteps_since_restore",
+    "experiment_id",
 )
 
 # Columns that count or flag rather than measure; never averaged unless asked for by name.
@@ -94,8 +108,11 @@ def config_columns(df: pd.DataFrame) -> list[str]:
     """The trial's config values, one column each (nested dicts flattened as `outer/inner`)."""
     if "config_columns" in df.attrs:
         return [c for c in df.attrs["config_columns"] if c in df.columns]
-    return [c for c in df.columns if c not in ID_COLUMNS and c not in RAY_COLUMNS
-            and c not in metric_columns(df) and c not in NOT_AVERAGED]
+    return [
+        c
+        for c in df.columns
+        if c not in ID_COLUMNS and c not in RAY_COLUMNS and c not in metric_columns(df) and c not in NOT_AVERAGED
+    ]
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
@@ -103,9 +120,14 @@ def metric_columns(df: pd.DataFrame) -> list[str]:
     if "metric_columns" in df.attrs:
         return [c for c in df.attrs["metric_columns"] if c in df.columns]
     vocabulary = {v for k, v in vars(m).items() if k.isupper() and isinstance(v, str)}
-    return [c for c in df.columns if c not in NOT_AVERAGED and pd.api.types.is_numeric_dtype(df[c])
-            and not pd.api.types.is_bool_dtype(df[c])
-            and (c in vocabulary or c.startswith(("synth_acc@", "compl_acc@", "synth_distinct@")))]
+    return [
+        c
+        for c in df.columns
+        if c not in NOT_AVERAGED
+        and pd.api.types.is_numeric_dtype(df[c])
+        and not pd.api.types.is_bool_dtype(df[c])
+        and (c in vocabulary or c.startswith(("synth_acc@", "compl_acc@", "synth_distinct@")))
+    ]
 
 
 def setting_columns(df: pd.DataFrame, include: Iterable[str] = ()) -> list[str]:
@@ -131,7 +153,7 @@ def setting_columns(df: pd.DataFrame, include: Iterable[str] = ()) -> list[str]:
 def _objective_candidates(task: Task) -> list[str]:
     """The task's objective metric, then the confirmation stage's name for it (val_ -> test_)."""
     metric = task.objective.metric
-    return [metric] + (["test_" + metric[len("val_"):]] if metric.startswith("val_") else [])
+    return [metric] + (["test_" + metric[len("val_") :]] if metric.startswith("val_") else [])
 
 
 def _reported(df: pd.DataFrame, name: str) -> bool:
@@ -155,8 +177,10 @@ def default_per(df: pd.DataFrame) -> str:
         return task.per
     settings = setting_columns(df)
     if not settings:
-        raise ResultsError("no config column varies across trials, so there is nothing to compare; "
-                           f"config columns: {', '.join(config_columns(df)) or 'none'}")
+        raise ResultsError(
+            "no config column varies across trials, so there is nothing to compare; "
+            f"config columns: {', '.join(config_columns(df)) or 'none'}"
+        )
     return settings[0]
 
 
@@ -184,8 +208,9 @@ def require_columns(df: pd.DataFrame, names: Sequence[str], what: str = "column"
     """Raise one ResultsError naming every missing column and listing the ones that exist."""
     missing = [n for n in names if n not in df.columns]
     if missing:
-        raise ResultsError(f"no {what} {', '.join(map(repr, missing))} in the results; "
-                           f"available: {', '.join(map(str, df.columns))}")
+        raise ResultsError(
+            f"no {what} {', '.join(map(repr, missing))} in the results; available: {', '.join(map(str, df.columns))}"
+        )
     return list(names)
 
 
@@ -194,6 +219,7 @@ def require_metrics(df: pd.DataFrame, names: Sequence[str]) -> list[str]:
     available = metric_columns(df)
     bad = [n for n in names if n not in df.columns or not pd.api.types.is_numeric_dtype(df[n])]
     if bad:
-        raise ResultsError(f"no metric {', '.join(map(repr, bad))} in the results; "
-                           f"available metrics: {', '.join(available) or 'none'}")
+        raise ResultsError(
+            f"no metric {', '.join(map(repr, bad))} in the results; available metrics: {', '.join(available) or 'none'}"
+        )
     return list(names)

@@ -70,8 +70,11 @@ class Comparison:
         n_a, n_b = (self.n_b, self.n_a) if flip else (self.n_a, self.n_b)
         sign = -1 if flip else 1
         diff, low, high = sign * self.advantage, *sorted((sign * self.ci_low, sign * self.ci_high))
-        prob, p_low, p_high = ((1 - self.prob_improvement, 1 - self.prob_ci_high, 1 - self.prob_ci_low)
-                               if flip else (self.prob_improvement, self.prob_ci_low, self.prob_ci_high))
+        prob, p_low, p_high = (
+            (1 - self.prob_improvement, 1 - self.prob_ci_high, 1 - self.prob_ci_low)
+            if flip
+            else (self.prob_improvement, self.prob_ci_low, self.prob_ci_high)
+        )
         better = ">" if higher_is_better(self.metric) else "<"
         on = self.metric if better == ">" else f"{self.metric} (lower is better)"
         name_a, name_b = (f"{a} ({at_a})" if at_a else a), (f"{b} ({at_b})" if at_b else b)
@@ -86,9 +89,12 @@ class Comparison:
         else:
             test = f"{level} CI {_interval(low, high)}; Welch {_p(self.p_value)}"
         details = f"{test}; {probability}; n = {n_a} vs {n_b}"
-        lead = (f"{name_a} beats {name_b} on {on} by {_num(diff)}" if significant else
-                f"no clear difference between {name_a} and {name_b} on {on}: "
-                f"{a} {'ahead' if diff >= 0 else 'behind'} by {_num(abs(diff))}")
+        lead = (
+            f"{name_a} beats {name_b} on {on} by {_num(diff)}"
+            if significant
+            else f"no clear difference between {name_a} and {name_b} on {on}: "
+            f"{a} {'ahead' if diff >= 0 else 'behind'} by {_num(abs(diff))}"
+        )
         dropped = self.n_diverged_a + self.n_diverged_b
         note = f"; {self.n_diverged_a} + {self.n_diverged_b} diverged seeds left out" if dropped else ""
         return f"{lead} ({details}{note})"
@@ -108,7 +114,7 @@ def _interval(low: float, high: float, spec: str = ".3g") -> str:
 
 
 def _p(p: float) -> str:
-    """"p = 0.02", "p < 0.001" or "p undefined"."""
+    """ "p = 0.02", "p < 0.001" or "p undefined"."""
     return "p undefined" if not np.isfinite(p) else ("p < 0.001" if p < 0.001 else f"p = {p:.2g}")
 
 
@@ -118,8 +124,7 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
     return float(((x > y) + 0.5 * (x == y)).mean())
 
 
-def _bootstrap_probability(x: np.ndarray, y: np.ndarray, ci: float, n_boot: int,
-                           seed: int) -> tuple[float, float]:
+def _bootstrap_probability(x: np.ndarray, y: np.ndarray, ci: float, n_boot: int, seed: int) -> tuple[float, float]:
     """Percentile CI of P(X > Y), resampling the seeds of each side independently; NaN below
     MIN_SEEDS_PROBABILITY seeds a side, where resamples of 1 or 2 values can only say 0, 0.5 or 1."""
     if min(len(x), len(y)) < MIN_SEEDS_PROBABILITY:
@@ -151,8 +156,9 @@ def welch(x: np.ndarray, y: np.ndarray, ci: float = 0.95) -> tuple[float, float,
     return p, diff - half, diff + half
 
 
-def compare_values(a: str, b: str, metric: str, values_a: np.ndarray, values_b: np.ndarray,
-                   ci: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Comparison:
+def compare_values(
+    a: str, b: str, metric: str, values_a: np.ndarray, values_b: np.ndarray, ci: float = 0.95, n_boot: int = 2000, seed: int = 0
+) -> Comparison:
     """The comparison of two samples of per-seed values (the statistics without the lookup)."""
     xa, xb = np.asarray(values_a, float), np.asarray(values_b, float)
     sign = 1 if higher_is_better(metric) else -1
@@ -164,20 +170,27 @@ def compare_values(a: str, b: str, metric: str, values_a: np.ndarray, values_b: 
     prob_x, prob_y = (xa, xb) if sign > 0 else (-xa, -xb)
     prob = probability_of_improvement(prob_x, prob_y) if len(xa) and len(xb) else np.nan
     p_low, p_high = _bootstrap_probability(prob_x, prob_y, ci, n_boot, seed)
-    return Comparison(a, b, metric, tuple(xa), tuple(xb), float(advantage), float(low), float(high),
-                      p, prob, p_low, p_high, ci)
+    return Comparison(a, b, metric, tuple(xa), tuple(xb), float(advantage), float(low), float(high), p, prob, p_low, p_high, ci)
 
 
 def _setting(row: pd.Series, cells: list[str], per: str, how: str, metric: str) -> str:
     """Where one side was read: its other settings and the epoch rule, e.g. "lr 0.3, peak epoch 7"."""
-    parts = [f"{c} {row[c]:g}" if isinstance(row[c], (float, np.floating)) else f"{c} {row[c]}"
-             for c in cells if c != per]
+    parts = [f"{c} {row[c]:g}" if isinstance(row[c], (float, np.floating)) else f"{c} {row[c]}" for c in cells if c != per]
     return ", ".join([*parts, f"{epoch_rule(how, metric)} epoch {row[m.EPOCH]}"])
 
 
-def compare(df: pd.DataFrame, a: str, b: str, metric: str | None = None, per: str | None = None,
-            how: str | None = None, ci: float = 0.95, n_boot: int = 2000, seed: int = 0,
-            by: Sequence[str] | None = None) -> Comparison:
+def compare(
+    df: pd.DataFrame,
+    a: str,
+    b: str,
+    metric: str | None = None,
+    per: str | None = None,
+    how: str | None = None,
+    ci: float = 0.95,
+    n_boot: int = 2000,
+    seed: int = 0,
+    by: Sequence[str] | None = None,
+) -> Comparison:
     """Compare `per` values a and b (models), each at its own best setting and epoch as chosen
     by `best(df, metric, per, how, by)`: one value per seed, diverged seeds left out and counted.
 
@@ -192,9 +205,11 @@ def compare(df: pd.DataFrame, a: str, b: str, metric: str | None = None, per: st
     for stratum in STRATA:
         values = sorted(map(str, df[stratum].dropna().unique())) if stratum in df.columns else []
         if per == stratum or len(values) > 1:
-            raise ResultsError(f"cannot compare across {stratum}s ({', '.join(values)}): each is different data; "
-                               f"compare models within one {stratum} (filter the frame on {stratum!r}), "
-                               "or call comparisons(df), which does")
+            raise ResultsError(
+                f"cannot compare across {stratum}s ({', '.join(values)}): each is different data; "
+                f"compare models within one {stratum} (filter the frame on {stratum!r}), "
+                "or call comparisons(df), which does"
+            )
     table = best(df, metric=metric, per=per, how=how, ci=ci, by=by)
     names = table[per].astype(str).tolist()
     for name in (a, b):
@@ -212,13 +227,19 @@ def compare(df: pd.DataFrame, a: str, b: str, metric: str | None = None, per: st
         dropped.append(int(cell.loc[diverged, "trial"].nunique()))
         settings.append(_setting(row, cells, per, how, metric))
     result = compare_values(a, b, metric, samples[0], samples[1], ci=ci, n_boot=n_boot, seed=seed)
-    return dataclasses.replace(result, n_diverged_a=dropped[0], n_diverged_b=dropped[1],
-                               setting_a=settings[0], setting_b=settings[1])
+    return dataclasses.replace(
+        result, n_diverged_a=dropped[0], n_diverged_b=dropped[1], setting_a=settings[0], setting_b=settings[1]
+    )
 
 
-def comparisons(df: pd.DataFrame, metric: str | None = None, per: str | None = None,
-                how: str | None = None, ci: float = 0.95, by: Sequence[str] | None = None
-                ) -> list[tuple[str, Comparison]]:
+def comparisons(
+    df: pd.DataFrame,
+    metric: str | None = None,
+    per: str | None = None,
+    how: str | None = None,
+    ci: float = 0.95,
+    by: Sequence[str] | None = None,
+) -> list[tuple[str, Comparison]]:
     """Every pairwise comparison worth making, as (dataset, Comparison) pairs ("" when the frame
     has no dataset column): within each dataset, every pair of `per` values (models) at their
     best settings. When `per` is the dataset itself (the grammars), the models or cells within
@@ -238,6 +259,8 @@ def comparisons(df: pd.DataFrame, metric: str | None = None, per: str | None = N
         if len(values) < 2:
             continue
         keep_by = None if by is None else [c for c in by if c != stratum]
-        out += [(str(name), compare(part, x, y, metric=metric, per=compared, how=how, ci=ci, by=keep_by))
-                for x, y in itertools.combinations(values, 2)]
+        out += [
+            (str(name), compare(part, x, y, metric=metric, per=compared, how=how, ci=ci, by=keep_by))
+            for x, y in itertools.combinations(values, 2)
+        ]
     return out

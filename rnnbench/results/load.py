@@ -30,8 +30,7 @@ from rnnbench.results.columns import ID_COLUMNS, NOT_AVERAGED, RAY_COLUMNS
 
 # Ray's Trial.status -> ours. A RUNNING trial in a copied or interrupted folder may be dead;
 # only the files' owner can know, so we report what Ray last wrote.
-_RAY_STATUS = {"TERMINATED": "finished", "ERROR": "errored", "RUNNING": "running",
-               "PENDING": "pending", "PAUSED": "paused"}
+_RAY_STATUS = {"TERMINATED": "finished", "ERROR": "errored", "RUNNING": "running", "PENDING": "pending", "PAUSED": "paused"}
 _CONFIG_FIRST = ("model", "dataset", "lr", "seed")  # params.json sorts keys; these read best first
 MEMBERS = "members"  # config and result key of a grouped trial (see _members)
 STATUSES = ("finished", "running", "pending", "paused", "errored", "diverged", "unknown")
@@ -41,8 +40,19 @@ STATUSES = ("finished", "running", "pending", "paused", "errored", "diverged", "
 SPEC_FILE = "rnnbench_sweep.json"
 
 # Metrics in the order tables and plots should show them; other reported keys follow, sorted.
-_METRIC_ORDER = (m.TRAIN_LOSS, m.TRAIN_LOSS_SUM, m.TRAIN_ACC, m.VAL_LOSS, m.VAL_ACC, m.TEST_LOSS,
-                 m.TEST_ACC, m.LOSS_PER_TOKEN, m.GRAD_NORM, m.EPOCH_S, m.TOKENS_PER_S)
+_METRIC_ORDER = (
+    m.TRAIN_LOSS,
+    m.TRAIN_LOSS_SUM,
+    m.TRAIN_ACC,
+    m.VAL_LOSS,
+    m.VAL_ACC,
+    m.TEST_LOSS,
+    m.TEST_ACC,
+    m.LOSS_PER_TOKEN,
+    m.GRAD_NORM,
+    m.EPOCH_S,
+    m.TOKENS_PER_S,
+)
 
 
 @dataclass
@@ -64,8 +74,7 @@ class _Trial:
         return self.member or self.dirname
 
 
-def open_experiment(path: str | os.PathLike, filesystem: pafs.FileSystem | None = None
-                    ) -> tuple[pafs.FileSystem, str]:
+def open_experiment(path: str | os.PathLike, filesystem: pafs.FileSystem | None = None) -> tuple[pafs.FileSystem, str]:
     """The filesystem and the path inside it, for a local path, a storage URI or an explicit fs."""
     text = os.fspath(path)
     if filesystem is not None:
@@ -78,8 +87,7 @@ def open_experiment(path: str | os.PathLike, filesystem: pafs.FileSystem | None 
     return pafs.LocalFileSystem(), os.path.abspath(text)
 
 
-def load(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
-         threads: int = 8) -> pd.DataFrame:
+def load(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None, threads: int = 8) -> pd.DataFrame:
     """All reported epochs of all trials of one experiment, as one DataFrame.
 
     Columns: `experiment`, `trial` (the trial folder), `group` (the Ray trial folder that trained
@@ -98,9 +106,11 @@ def load(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
     """
     fs, root, trials = _read_experiment(path, filesystem, threads)
     if not any(t.rows for t in trials):
-        raise ResultsError(f"experiment {path} is empty: {len(trials)} trial(s), none has reported "
-                           "an epoch yet (a running sweep's driver syncs result.json to storage "
-                           "only every few minutes)")
+        raise ResultsError(
+            f"experiment {path} is empty: {len(trials)} trial(s), none has reported "
+            "an epoch yet (a running sweep's driver syncs result.json to storage "
+            "only every few minutes)"
+        )
     df = _to_frame(trials, experiment=posixpath.basename(root.rstrip("/")))
     task = read_task(fs, posixpath.join(root, SPEC_FILE))
     if task is not None:
@@ -108,24 +118,27 @@ def load(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
     return df
 
 
-def trial_overview(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None,
-                   threads: int = 8) -> pd.DataFrame:
+def trial_overview(path: str | os.PathLike, *, filesystem: pafs.FileSystem | None = None, threads: int = 8) -> pd.DataFrame:
     """One row per trial (grouped trials as their members, as in `load`): `trial`, `group`,
     `status`, `epochs` (distinct epochs reported) and `planned` (the config's `epochs`, <NA> if
     none). Unlike `load` it also answers for an experiment none of whose trials has reported."""
     _, _, trials = _read_experiment(path, filesystem, threads)
-    return pd.DataFrame({
-        "trial": [t.name for t in trials],
-        "group": [t.dirname for t in trials],
-        "status": [_status(t) for t in trials],
-        "epochs": [len(_epochs(t)) for t in trials],
-        "planned": pd.array([t.config.get("epochs") if isinstance(t.config.get("epochs"), int) else None
-                             for t in trials], dtype="Int64"),
-    })
+    return pd.DataFrame(
+        {
+            "trial": [t.name for t in trials],
+            "group": [t.dirname for t in trials],
+            "status": [_status(t) for t in trials],
+            "epochs": [len(_epochs(t)) for t in trials],
+            "planned": pd.array(
+                [t.config.get("epochs") if isinstance(t.config.get("epochs"), int) else None for t in trials], dtype="Int64"
+            ),
+        }
+    )
 
 
-def _read_experiment(path: str | os.PathLike, filesystem: pafs.FileSystem | None,
-                     threads: int) -> tuple[pafs.FileSystem, str, list[_Trial]]:
+def _read_experiment(
+    path: str | os.PathLike, filesystem: pafs.FileSystem | None, threads: int
+) -> tuple[pafs.FileSystem, str, list[_Trial]]:
     """The filesystem, the folder, and every trial in it (grouped trials as their members,
     sorted by name); ResultsError if the folder is missing or holds no trial."""
     fs, root = open_experiment(path, filesystem)
@@ -161,8 +174,11 @@ def read_task(fs: pafs.FileSystem, path: str) -> str | None:
 def _discover(fs: pafs.FileSystem, root: str, listing: list[pafs.FileInfo]) -> list[_Trial]:
     """Trial folders from the latest experiment state plus every sub-folder (a copied or
     interrupted experiment may have trials the state does not list yet)."""
-    states = sorted(i.base_name for i in listing if i.type == pafs.FileType.File
-                    and i.base_name.startswith("experiment_state") and i.base_name.endswith(".json"))
+    states = sorted(
+        i.base_name
+        for i in listing
+        if i.type == pafs.FileType.File and i.base_name.startswith("experiment_state") and i.base_name.endswith(".json")
+    )
     by_dir: dict[str, _Trial] = {}
     if states:
         for entry in _read_state(fs, posixpath.join(root, states[-1])):
@@ -191,8 +207,7 @@ def _read_state(fs: pafs.FileSystem, path: str) -> list[dict[str, Any]]:
             entries.append(entry)
         return entries
     except (ValueError, KeyError, IndexError, TypeError, OSError) as exc:
-        warnings.warn(f"{path}: unreadable experiment state ({exc}); reading trial folders only",
-                      ResultsWarning, stacklevel=3)
+        warnings.warn(f"{path}: unreadable experiment state ({exc}); reading trial folders only", ResultsWarning, stacklevel=3)
         return []
 
 
@@ -217,8 +232,7 @@ def _read_trial(fs: pafs.FileSystem, root: str, trial: _Trial) -> None:
         try:
             trial.config = json.loads(params)
         except ValueError:
-            warnings.warn(f"{base}/params.json is unreadable; config taken from the results",
-                          ResultsWarning, stacklevel=2)
+            warnings.warn(f"{base}/params.json is unreadable; config taken from the results", ResultsWarning, stacklevel=2)
     result = _read_optional(fs, posixpath.join(base, "result.json"))
     if result is not None:
         trial.found = True
@@ -235,7 +249,8 @@ def _read_trial(fs: pafs.FileSystem, root: str, trial: _Trial) -> None:
         trial.rows = [dict(last)]
     if not trial.config:
         trial.config = (trial.state or {}).get("config") or next(
-            (r["config"] for r in trial.rows if isinstance(r.get("config"), dict)), {})
+            (r["config"] for r in trial.rows if isinstance(r.get("config"), dict)), {}
+        )
     error = _read_optional(fs, posixpath.join(base, "error.txt"))
     pickled = error is None and _read_optional(fs, posixpath.join(base, "error.pkl")) is not None
     trial.has_error_file = error is not None or pickled
@@ -287,7 +302,7 @@ def _parse_progress(data: bytes) -> list[dict[str, Any]]:
         members: dict[str, dict[str, Any]] = {}
         for column in flat:
             value = row.pop(column)
-            name, _, metric = column[len(prefix):].rpartition("/")
+            name, _, metric = column[len(prefix) :].rpartition("/")
             if not (isinstance(value, float) and math.isnan(value)):
                 members.setdefault(name, {})[metric] = value
         row[MEMBERS] = members
@@ -333,8 +348,7 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _not_an_experiment(fs: pafs.FileSystem, path: str | os.PathLike,
-                       listing: list[pafs.FileInfo]) -> str:
+def _not_an_experiment(fs: pafs.FileSystem, path: str | os.PathLike, listing: list[pafs.FileInfo]) -> str:
     """The error for a folder with no trials; names experiments one level down, if any (the
     usual slip is passing the storage path instead of storage/name)."""
     inner = []
@@ -344,8 +358,10 @@ def _not_an_experiment(fs: pafs.FileSystem, path: str | os.PathLike,
             if any(n.base_name.startswith("experiment_state") for n in names):
                 inner.append(i.base_name)
     hint = f"; it holds experiment folders: {', '.join(sorted(inner))}" if inner else ""
-    return (f"{path} is not a Ray Tune experiment folder (no experiment_state-*.json and no trial "
-            f"folder with params.json, result.json or progress.csv){hint}")
+    return (
+        f"{path} is not a Ray Tune experiment folder (no experiment_state-*.json and no trial "
+        f"folder with params.json, result.json or progress.csv){hint}"
+    )
 
 
 def _epochs(trial: _Trial) -> set[int]:
@@ -359,16 +375,16 @@ def _epochs(trial: _Trial) -> set[int]:
 
 
 def _status(trial: _Trial) -> str:
-    """"diverged" if any report says so; else Ray's recorded status when there is one; else what
+    """ "diverged" if any report says so; else Ray's recorded status when there is one; else what
     the files imply: an error file, or a last report marked done or reaching the config's epochs."""
-    if any(row.get(m.DIVERGED) == True for row in trial.rows):  # == also matches numpy and pandas bools
+    if any(row.get(m.DIVERGED) == True for row in trial.rows):  # noqa: E712 - also matches numpy and pandas bools
         return "diverged"
     if trial.state is not None and trial.state.get("status") in _RAY_STATUS:
         return _RAY_STATUS[trial.state["status"]]
     if trial.has_error_file:
         return "errored"
     epochs = trial.config.get("epochs")
-    done = any(row.get("done") == True for row in trial.rows)
+    done = any(row.get("done") == True for row in trial.rows)  # noqa: E712 - a True, not any truthy value
     if done or (isinstance(epochs, (int, float)) and max(_epochs(trial), default=0) >= epochs):
         return "finished"
     return "unknown"
@@ -396,14 +412,16 @@ def _to_frame(trials: list[_Trial], experiment: str) -> pd.DataFrame:
     configs = [{(f"config/{k}" if k in clash else k): v for k, v in c.items()} for c in configs]
     ids = frame.groupby("_t")["trial_id"].first() if "trial_id" in frame else pd.Series(dtype=object)
     ray_ids = [(t.state or {}).get("trial_id") or ids.get(i) or t.dirname for i, t in enumerate(trials)]
-    head = pd.DataFrame({
-        "experiment": experiment,
-        "trial": [t.name for t in trials],
-        "group": [t.dirname for t in trials],
-        "trial_id": [f"{rid}/{t.member}" if t.member else rid for rid, t in zip(ray_ids, trials)],
-        "status": [_status(t) for t in trials],
-        "error": [t.error for t in trials],
-    })
+    head = pd.DataFrame(
+        {
+            "experiment": experiment,
+            "trial": [t.name for t in trials],
+            "group": [t.dirname for t in trials],
+            "trial_id": [f"{rid}/{t.member}" if t.member else rid for rid, t in zip(ray_ids, trials)],
+            "status": [_status(t) for t in trials],
+            "error": [t.error for t in trials],
+        }
+    )
     config = pd.DataFrame.from_records(configs, index=range(len(trials)))
     first = [c for c in _CONFIG_FIRST if c in config.columns]
     config = config[first + [c for c in config.columns if c not in first]]
@@ -411,13 +429,12 @@ def _to_frame(trials: list[_Trial], experiment: str) -> pd.DataFrame:
 
     frame = frame.drop(columns=[c for c in ("trial_id",) if c in frame])
     order = [c for c in _METRIC_ORDER if c in frame]
-    extra = sorted(c for c in frame.columns if c not in order and c not in RAY_COLUMNS
-                   and c not in NOT_AVERAGED and c != "_t")
+    extra = sorted(c for c in frame.columns if c not in order and c not in RAY_COLUMNS and c not in NOT_AVERAGED and c != "_t")
     ray = [c for c in RAY_COLUMNS if c in frame]
-    metric_cols = [c for c in order + extra if pd.api.types.is_numeric_dtype(frame[c])
-                   and not pd.api.types.is_bool_dtype(frame[c])]
+    metric_cols = [
+        c for c in order + extra if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+    ]
     body = frame[[m.EPOCH, m.DIVERGED] + order + extra + ray].reset_index(drop=True)
     df = pd.concat([head.iloc[frame["_t"].to_numpy()].reset_index(drop=True), body], axis=1)
-    df.attrs = {"experiment": experiment, "config_columns": list(config.columns),
-                "metric_columns": metric_cols}
+    df.attrs = {"experiment": experiment, "config_columns": list(config.columns), "metric_columns": metric_cols}
     return df

@@ -74,7 +74,7 @@ def _value(x: object) -> str:
 
 
 def _line_label(key: tuple, columns: list[str]) -> str:
-    """"0.1" under a legend titled "lr"; "lr 0.1, batch_size 32" when several settings vary."""
+    """ "0.1" under a legend titled "lr"; "lr 0.1, batch_size 32" when several settings vary."""
     if len(columns) == 1:
         return _value(key[0])
     return ", ".join(f"{c} {_value(v)}" for c, v in zip(columns, key)) or "all trials"
@@ -83,16 +83,18 @@ def _line_label(key: tuple, columns: list[str]) -> str:
 def _legend(fig: plt.Figure, handles: list, title: str | None) -> None:
     """One legend for the whole figure, in a row below the panels (beside them it collides with
     the figure title)."""
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 7), title=title, fontsize=9,
-               title_fontsize=9)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 7), title=title, fontsize=9, title_fontsize=9)
 
 
 def _panel_title(df: pd.DataFrame, inner: list[str]) -> str:
     """E.g. "5 seeds per lr, 2 diverged" (or "30 trials" if the lines hold different numbers)."""
     trials = df.drop_duplicates("trial")
     per_line = trials.groupby(inner).size() if inner else pd.Series([len(trials)])
-    what = (f"{per_line.iloc[0]} seeds" + (f" per {', '.join(inner)}" if inner else "")
-            if per_line.nunique() == 1 else f"{len(trials)} trials")
+    what = (
+        f"{per_line.iloc[0]} seeds" + (f" per {', '.join(inner)}" if inner else "")
+        if per_line.nunique() == 1
+        else f"{len(trials)} trials"
+    )
     diverged = int(trials["status"].eq("diverged").sum()) if "status" in trials else 0
     return what + (f", {diverged} diverged" if diverged else "")
 
@@ -123,8 +125,17 @@ def _mark_clipped(ax: plt.Axes, bands: list[tuple[np.ndarray, np.ndarray, np.nda
     for x, low, high, color in bands:
         for beyond, edge, marker in ((high > top, top, "^"), (low < bottom, bottom, "v")):
             if beyond.any():
-                ax.plot(x[beyond], np.full(beyond.sum(), edge), ls="none", marker=marker, ms=5, color=color,
-                        clip_on=False, zorder=5, gid="clipped")
+                ax.plot(
+                    x[beyond],
+                    np.full(beyond.sum(), edge),
+                    ls="none",
+                    marker=marker,
+                    ms=5,
+                    color=color,
+                    clip_on=False,
+                    zorder=5,
+                    gid="clipped",
+                )
                 marked = True
     return marked
 
@@ -144,8 +155,9 @@ def _epoch_axis(ax: plt.Axes) -> None:
     ax.grid(alpha=0.3)
 
 
-def curves_figure(df: pd.DataFrame, metric: str | None = None, per: str | None = None, ci: float = 0.95,
-                  seeds: bool = False) -> plt.Figure:
+def curves_figure(
+    df: pd.DataFrame, metric: str | None = None, per: str | None = None, ci: float = 0.95, seeds: bool = False
+) -> plt.Figure:
     """`metric` per epoch for the whole grid: one panel per `per` value (model), one line per
     remaining setting (lr) with its seed mean and CI band; `seeds=True` adds every seed as a
     thin line. Diverged seeds are left out and counted in the panel title."""
@@ -159,8 +171,9 @@ def curves_figure(df: pd.DataFrame, metric: str | None = None, per: str | None =
     colors = dict(zip(keys, _sequential(len(keys))))
     agg = aggregate(df, by=[*cells, m.EPOCH], metrics=[metric], ci=ci)
     agg = agg[agg["n"] > 0]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.8, 3.8), sharey=True,
-                             squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(3.6 * len(panels) + 1.8, 3.8), sharey=True, squeeze=False, layout="constrained"
+    )
     axes = list(axes[0])
     values, bands_per_ax = [], []
     for ax, name in zip(axes, panels):
@@ -172,8 +185,7 @@ def curves_figure(df: pd.DataFrame, metric: str | None = None, per: str | None =
             if line.empty:
                 continue
             x = line[m.EPOCH].to_numpy(float)
-            ax.plot(x, line["mean"], color=colors[key], marker="o", ms=3, lw=1.6, gid="mean",
-                    label=_line_label(key, inner))
+            ax.plot(x, line["mean"], color=colors[key], marker="o", ms=3, lw=1.6, gid="mean", label=_line_label(key, inner))
             ax.fill_between(x, line["ci_low"], line["ci_high"], color=colors[key], alpha=0.15, lw=0)
             bands.append((x, line["ci_low"].to_numpy(float), line["ci_high"].to_numpy(float), colors[key]))
             values.append(line["mean"].to_numpy(float))
@@ -183,8 +195,7 @@ def curves_figure(df: pd.DataFrame, metric: str | None = None, per: str | None =
                     rows = rows[rows[c] == v]
                 for _, trial in rows.groupby("trial"):
                     trial = trial.sort_values(m.EPOCH)
-                    ax.plot(trial[m.EPOCH].astype(float), trial[metric], color=colors[key], lw=0.6, alpha=0.45,
-                            gid="seed")
+                    ax.plot(trial[m.EPOCH].astype(float), trial[metric], color=colors[key], lw=0.6, alpha=0.45, gid="seed")
                     values.append(trial[metric].to_numpy(float))
         ax.set_title(f"{name}: {_panel_title(df[df[per] == name], inner)}", fontsize=10)
         _epoch_axis(ax)
@@ -197,13 +208,22 @@ def curves_figure(df: pd.DataFrame, metric: str | None = None, per: str | None =
     if clipped:
         handles.append(_clipped_handle())
     _legend(fig, handles, inner[0] if len(inner) == 1 else None)
-    fig.suptitle(f"{metric} per epoch: seed mean, {ci:.0%} CI band ({ci_method(metric)})"
-                 + (", thin lines = seeds" if seeds else ""), fontsize=11)
+    fig.suptitle(
+        f"{metric} per epoch: seed mean, {ci:.0%} CI band ({ci_method(metric)})" + (", thin lines = seeds" if seeds else ""),
+        fontsize=11,
+    )
     return fig
 
 
-def pair_figure(df: pd.DataFrame, metric: str | None = None, loss: str | None = None, per: str | None = None,
-                how: str | None = None, ci: float = 0.95, seeds: bool = False) -> plt.Figure:
+def pair_figure(
+    df: pd.DataFrame,
+    metric: str | None = None,
+    loss: str | None = None,
+    per: str | None = None,
+    how: str | None = None,
+    ci: float = 0.95,
+    seeds: bool = False,
+) -> plt.Figure:
     """The training loss next to `metric` per epoch, one line per `per` value (model) at its best
     setting (chosen by `how` on `metric`), seed mean with CI band: does the best model also fit
     its training data best, and where does it start to overfit?"""
@@ -212,8 +232,7 @@ def pair_figure(df: pd.DataFrame, metric: str | None = None, loss: str | None = 
     how = how or default_how(df)
     loss = loss or default_loss(df)
     if loss is None:
-        raise ResultsError("no loss column (train_loss, loss_per_token, val_loss, test_loss) to plot next to "
-                           f"{metric}")
+        raise ResultsError(f"no loss column (train_loss, loss_per_token, val_loss, test_loss) to plot next to {metric}")
     chosen = best(df, metric=metric, per=per, how=how, ci=ci)
     cells = chosen.attrs["cells"]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), layout="constrained")
@@ -238,9 +257,19 @@ def pair_figure(df: pd.DataFrame, metric: str | None = None, loss: str | None = 
                     ax.plot(trial[m.EPOCH].astype(float), trial[name], color=color, lw=0.6, alpha=0.45, gid="seed")
                     values.append(trial[name].to_numpy(float))
             if name == metric:
-                handles.append(Line2D([], [], color=color, marker="o", ms=3, lw=1.6,
-                                      label=f"{row[per]} ({setting}, {_n_label(agg['n'])})" if setting
-                                      else f"{row[per]} ({_n_label(agg['n'])})"))
+                handles.append(
+                    Line2D(
+                        [],
+                        [],
+                        color=color,
+                        marker="o",
+                        ms=3,
+                        lw=1.6,
+                        label=f"{row[per]} ({setting}, {_n_label(agg['n'])})"
+                        if setting
+                        else f"{row[per]} ({_n_label(agg['n'])})",
+                    )
+                )
         ax.set_ylabel(_axis_label(name))
         ax.set_title(name, fontsize=10)
         _epoch_axis(ax)
@@ -248,14 +277,23 @@ def pair_figure(df: pd.DataFrame, metric: str | None = None, loss: str | None = 
         if _mark_clipped(ax, bands) and not any(h.get_label().startswith("▲") for h in handles):
             handles.append(_clipped_handle())
     _legend(fig, handles, f"{per} (best setting)")
-    fig.suptitle(f"{loss} and {metric} per epoch, each {per} at its best setting ({epoch_rule(how, metric)} "
-                 f"epoch of {metric}): seed mean, {ci:.0%} CI band", fontsize=11)
+    fig.suptitle(
+        f"{loss} and {metric} per epoch, each {per} at its best setting ({epoch_rule(how, metric)} "
+        f"epoch of {metric}): seed mean, {ci:.0%} CI band",
+        fontsize=11,
+    )
     return fig
 
 
-def learning_curves(df: pd.DataFrame, out_dir: str | os.PathLike, metric: str | None = None,
-                    per: str | None = None, how: str | None = None, ci: float = 0.95,
-                    seeds: bool = False) -> list[Path]:
+def learning_curves(
+    df: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    metric: str | None = None,
+    per: str | None = None,
+    how: str | None = None,
+    ci: float = 0.95,
+    seeds: bool = False,
+) -> list[Path]:
     """Writes curves_<metric> and curves_<loss> (`curves_figure`: the whole grid, one panel per
     model) and <loss>_and_<metric> (`pair_figure`: each model's best setting); returns the files."""
     metric = metric or default_metric(df)
@@ -272,8 +310,9 @@ def _offsets(count: int, width: float) -> np.ndarray:
     return (np.arange(count) - (count - 1) / 2) * width
 
 
-def lr_figure(df: pd.DataFrame, metric: str | None = None, per: str | None = None, how: str | None = None,
-              lr: str = "lr", ci: float = 0.95) -> plt.Figure:
+def lr_figure(
+    df: pd.DataFrame, metric: str | None = None, per: str | None = None, how: str | None = None, lr: str = "lr", ci: float = 0.95
+) -> plt.Figure:
     """`metric` at each cell's chosen epoch (`how` on its seed-mean curve) against learning rate,
     one line per `per` value (model), CI error bars over seeds, lr on a log axis (the grid is
     geometric). Models are shifted a little along x so that their error bars stay apart."""
@@ -293,8 +332,17 @@ def lr_figure(df: pd.DataFrame, metric: str | None = None, per: str | None = Non
         x = points[lr].to_numpy(float) * 10**shift
         mean = points["mean"].to_numpy(float)
         err = np.vstack([mean - points["ci_low"], points["ci_high"] - mean])
-        bars = ax.errorbar(x, mean, yerr=np.nan_to_num(err), color=f"C{i}", marker="o", ms=4, capsize=3, lw=1.6,
-                           label=f"{name} ({_n_label(points['n'])})")
+        bars = ax.errorbar(
+            x,
+            mean,
+            yerr=np.nan_to_num(err),
+            color=f"C{i}",
+            marker="o",
+            ms=4,
+            capsize=3,
+            lw=1.6,
+            label=f"{name} ({_n_label(points['n'])})",
+        )
         bars.lines[0].set_gid("mean")
         bands.append((x, points["ci_low"].to_numpy(float), points["ci_high"].to_numpy(float), f"C{i}"))
         values.append(mean)
@@ -310,13 +358,19 @@ def lr_figure(df: pd.DataFrame, metric: str | None = None, per: str | None = Non
     if _mark_clipped(ax, bands):
         handles.append(_clipped_handle())
     ax.legend(handles=handles, title=per, fontsize=9, loc="best")
-    ax.set_title(f"{metric} at each cell's {epoch_rule(how, metric)} epoch by learning rate: seed mean, "
-                 f"{ci:.0%} CI", fontsize=10)
+    ax.set_title(f"{metric} at each cell's {epoch_rule(how, metric)} epoch by learning rate: seed mean, {ci:.0%} CI", fontsize=10)
     return fig
 
 
-def lr_grid(df: pd.DataFrame, out_dir: str | os.PathLike, metric: str | None = None,
-            per: str | None = None, how: str | None = None, lr: str = "lr", ci: float = 0.95) -> list[Path]:
+def lr_grid(
+    df: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    metric: str | None = None,
+    per: str | None = None,
+    how: str | None = None,
+    lr: str = "lr",
+    ci: float = 0.95,
+) -> list[Path]:
     """Writes lr_grid_<metric>_<how> (`lr_figure`); returns the files."""
     metric = metric or default_metric(df)
     how = how or default_how(df)
@@ -333,16 +387,14 @@ def temperature_columns(df: pd.DataFrame) -> dict[str, list[tuple[float, str]]]:
     return {k: sorted(v) for k, v in sorted(found.items())}
 
 
-def temperature_figure(df: pd.DataFrame, per: str | None = None, how: str | None = None,
-                       ci: float = 0.95) -> plt.Figure:
+def temperature_figure(df: pd.DataFrame, per: str | None = None, how: str | None = None, ci: float = 0.95) -> plt.Figure:
     """Grammar study: share of valid samples (synth) and completions (compl) against sampling
     temperature, one row of panels per kind and one column per `per` value (grammar), one line
     per remaining setting (lr). Every cell is read at one epoch, the one `how` picks on its
     seed-mean curve of the task's metric; the lrs are shifted slightly apart along x."""
     kinds = temperature_columns(df)
     if not kinds:
-        raise ResultsError("no synth_acc@t*/compl_acc@t* columns to plot; available: "
-                           + ", ".join(map(str, df.columns)))
+        raise ResultsError("no synth_acc@t*/compl_acc@t* columns to plot; available: " + ", ".join(map(str, df.columns)))
     per = per or default_per(df)
     how = how or default_how(df)
     metric = default_metric(df)
@@ -356,8 +408,15 @@ def temperature_figure(df: pd.DataFrame, per: str | None = None, how: str | None
     temperatures = sorted({t for columns in kinds.values() for t, _ in columns})
     step = min(np.diff(temperatures)) if len(temperatures) > 1 else 1.0
     shifts = dict(zip(keys, _offsets(len(keys), 0.5 * step / max(len(keys), 1))))
-    fig, axes = plt.subplots(len(kinds), len(panels), figsize=(3.8 * len(panels) + 1.8, 3.2 * len(kinds)),
-                             sharey=True, sharex=True, squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(
+        len(kinds),
+        len(panels),
+        figsize=(3.8 * len(panels) + 1.8, 3.2 * len(kinds)),
+        sharey=True,
+        sharex=True,
+        squeeze=False,
+        layout="constrained",
+    )
     clipped = False
     kinds = {k: kinds[k] for k in _KINDS if k in kinds}  # samples first, then completions
     for row, (kind, columns) in enumerate(kinds.items()):
@@ -377,8 +436,7 @@ def temperature_figure(df: pd.DataFrame, per: str | None = None, how: str | None
                 x = line["temperature"].to_numpy(float) + shifts[key]
                 mean = line["mean"].to_numpy(float)
                 err = np.vstack([mean - line["ci_low"], line["ci_high"] - mean])
-                bars = ax.errorbar(x, mean, yerr=np.nan_to_num(err), color=colors[key], marker="o", ms=3.5,
-                                   capsize=2.5, lw=1.4)
+                bars = ax.errorbar(x, mean, yerr=np.nan_to_num(err), color=colors[key], marker="o", ms=3.5, capsize=2.5, lw=1.4)
                 bars.lines[0].set_gid("mean")
                 bands.append((x, line["ci_low"].to_numpy(float), line["ci_high"].to_numpy(float), colors[key]))
             ax.set_ylim(-0.02, 1.02)  # the range, with room for points and bars at 0 and 1
@@ -394,12 +452,15 @@ def temperature_figure(df: pd.DataFrame, per: str | None = None, how: str | None
     if clipped:
         handles.append(_clipped_handle())
     _legend(fig, handles, inner[0] if len(inner) == 1 else None)
-    fig.suptitle(f"valid share by sampling temperature at each cell's {epoch_rule(how, metric)} epoch of {metric}: "
-                 f"seed mean, {ci:.0%} CI", fontsize=11)
+    fig.suptitle(
+        f"valid share by sampling temperature at each cell's {epoch_rule(how, metric)} epoch of {metric}: seed mean, {ci:.0%} CI",
+        fontsize=11,
+    )
     return fig
 
 
-def temperature_curves(df: pd.DataFrame, out_dir: str | os.PathLike, per: str | None = None,
-                       how: str | None = None, ci: float = 0.95) -> list[Path]:
+def temperature_curves(
+    df: pd.DataFrame, out_dir: str | os.PathLike, per: str | None = None, how: str | None = None, ci: float = 0.95
+) -> list[Path]:
     """Writes temperature_accuracy (`temperature_figure`); returns the files."""
     return _save(temperature_figure(df, per, how, ci), out_dir, "temperature_accuracy")

@@ -36,8 +36,9 @@ def wrap(text: str, indent: str = "", width: int = WIDTH) -> str:
     """`text` wrapped to `width` columns, continuation lines indented by `indent`'s width; a
     level and its "CI" stay on one line ("95% CI" is what readers and scripts look for)."""
     text = text.replace("% CI", "%\u00a0CI")  # textwrap breaks only at ASCII whitespace
-    return textwrap.fill(text, width=width, initial_indent=indent, subsequent_indent=" " * len(indent),
-                         break_on_hyphens=False).replace("\u00a0", " ")
+    return textwrap.fill(
+        text, width=width, initial_indent=indent, subsequent_indent=" " * len(indent), break_on_hyphens=False
+    ).replace("\u00a0", " ")
 
 
 def _is_fraction(metric: str) -> bool:
@@ -99,23 +100,28 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
             label = prefix.replace("_", " ")
             mean, std = table[col], table[f"{prefix}std"]
             out[f"{label}mean ± sd"] = [
-                "undefined" if not np.isfinite(a) else
-                f"{_number(a, fraction)} ± {_number(b, fraction) if np.isfinite(b) else 'n/a'}"
-                for a, b in zip(mean, std)]
+                "undefined"
+                if not np.isfinite(a)
+                else f"{_number(a, fraction)} ± {_number(b, fraction) if np.isfinite(b) else 'n/a'}"
+                for a, b in zip(mean, std)
+            ]
             skip.add(f"{prefix}std")
             if f"{prefix}ci_low" in table:
                 low, high = table[f"{prefix}ci_low"], table[f"{prefix}ci_high"]
                 n = table["n"] if "n" in table else pd.Series(2, index=table.index)
                 out[f"{label}{level} CI"] = [
-                    f"[{_number(a, fraction)}, {_number(b, fraction)}]" if np.isfinite(a) and np.isfinite(b)
-                    else ("undefined (n<2)" if k < 2 else "undefined") for a, b, k in zip(low, high, n)]
+                    f"[{_number(a, fraction)}, {_number(b, fraction)}]"
+                    if np.isfinite(a) and np.isfinite(b)
+                    else ("undefined (n<2)" if k < 2 else "undefined")
+                    for a, b, k in zip(low, high, n)
+                ]
                 skip.update({f"{prefix}ci_low", f"{prefix}ci_high"})
         elif col in ("median", "iqr", "min", "max"):
             out["IQR" if col == "iqr" else col] = table[col].map(lambda x: _number(x, fraction))
         elif col in _COUNTS:
             out[_COUNTS[col][0]] = table[col].map(_number)
         elif col.startswith("final_"):
-            name = col[len("final_"):]
+            name = col[len("final_") :]
             out[f"final {name}"] = table[col].map(lambda x, name=name: _number(x, _is_fraction(name)))
         else:
             out[col] = table[col].map(_number)

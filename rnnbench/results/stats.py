@@ -30,16 +30,33 @@ from rnnbench import metrics as m
 from rnnbench.errors import ResultsError
 from rnnbench.results.columns import STATUS_DIVERGED, STATUS_ERRORED, bounds, metric_columns, require_columns, require_metrics
 
-STAT_COLUMNS = ("n", "mean", "std", "var", "sem", "ci_low", "ci_high", "median", "q25", "q75", "iqr",
-                "min", "max", "n_trials", "n_diverged", "n_errored")
+STAT_COLUMNS = (
+    "n",
+    "mean",
+    "std",
+    "var",
+    "sem",
+    "ci_low",
+    "ci_high",
+    "median",
+    "q25",
+    "q75",
+    "iqr",
+    "min",
+    "max",
+    "n_trials",
+    "n_diverged",
+    "n_errored",
+)
 _LOCATION = ("mean", "std", "var", "sem", "ci_low", "ci_high", "median", "q25", "q75", "iqr", "min", "max")
 
 CHANCE = m.CHANCE_ACC  # per-epoch majority-class share of the eval split, reported by the classifier loop
 CHANCE_MARGIN = 0.01  # a trial is "at chance" when its accuracy is <= chance_acc + this
 
 
-def t_interval(mean: np.ndarray | float, std: np.ndarray | float, n: np.ndarray | float,
-               ci: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def t_interval(
+    mean: np.ndarray | float, std: np.ndarray | float, n: np.ndarray | float, ci: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
     """Student-t interval for a mean: mean ± t_{(1+ci)/2, n-1} · std/√n; NaN where n < 2,
     because one seed says nothing about spread (a zero-width interval would lie)."""
     mean, std, n = (np.asarray(x, dtype=float) for x in (mean, std, n))
@@ -49,8 +66,9 @@ def t_interval(mean: np.ndarray | float, std: np.ndarray | float, n: np.ndarray 
     return mean - half, mean + half
 
 
-def bounded_t_interval(mean: np.ndarray | float, std: np.ndarray | float, n: np.ndarray | float,
-                       ci: float = 0.95, metric: str = "") -> tuple[np.ndarray, np.ndarray]:
+def bounded_t_interval(
+    mean: np.ndarray | float, std: np.ndarray | float, n: np.ndarray | float, ci: float = 0.95, metric: str = ""
+) -> tuple[np.ndarray, np.ndarray]:
     """`t_interval` cut to the range of `metric` (see the module docstring for why)."""
     low, high = t_interval(mean, std, n, ci)
     lo, hi = bounds(metric)
@@ -67,8 +85,7 @@ def ci_method(metric: str, bootstrap: int | None = None) -> str:
     return f"t, cut to [{lo:g}, {'inf)' if np.isinf(hi) else f'{hi:g}]'}"
 
 
-def bootstrap_interval(values: np.ndarray, ci: float = 0.95, n_boot: int = 2000,
-                       seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(values: np.ndarray, ci: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean, reproducible from `seed`; NaN below 2 values."""
     values = np.asarray(values, dtype=float)
     if len(values) < 2:
@@ -104,9 +121,15 @@ def diverged_rows(df: pd.DataFrame) -> pd.Series:
     return pd.Series(False, index=df.index)
 
 
-def aggregate(df: pd.DataFrame, by: Sequence[str] = ("model", "lr", "epoch"),
-              metrics: Sequence[str] | None = None, diverged: str = "exclude", ci: float = 0.95,
-              bootstrap: int | None = None, seed: int = 0) -> pd.DataFrame:
+def aggregate(
+    df: pd.DataFrame,
+    by: Sequence[str] = ("model", "lr", "epoch"),
+    metrics: Sequence[str] | None = None,
+    diverged: str = "exclude",
+    ci: float = 0.95,
+    bootstrap: int | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
     """One row per (group, metric) with n, mean, std, var, sem, ci_low/ci_high, median, q25, q75,
     iqr, min, max, the group's n_trials, n_diverged and n_errored, and, when the frame has a
     chance_acc column, n_chance (values at chance level; <NA> for metrics other than a
@@ -127,11 +150,17 @@ def aggregate(df: pd.DataFrame, by: Sequence[str] = ("model", "lr", "epoch"),
     bad_rows = diverged_rows(df)
     data = df.loc[~bad_rows] if diverged == "exclude" else df
 
-    trials = df[["trial", *by]].assign(
-        _diverged=bad_rows, _errored=df["status"].eq(STATUS_ERRORED) if "status" in df else False,
-    ).drop_duplicates(["trial", *by])
+    trials = (
+        df[["trial", *by]]
+        .assign(
+            _diverged=bad_rows,
+            _errored=df["status"].eq(STATUS_ERRORED) if "status" in df else False,
+        )
+        .drop_duplicates(["trial", *by])
+    )
     counts = trials.groupby(by, dropna=True).agg(
-        n_trials=("trial", "size"), n_diverged=("_diverged", "sum"), n_errored=("_errored", "sum"))
+        n_trials=("trial", "size"), n_diverged=("_diverged", "sum"), n_errored=("_errored", "sum")
+    )
 
     keys = [data[c] for c in by]
     grouped = data.groupby(keys, dropna=True, sort=True)
@@ -139,11 +168,19 @@ def aggregate(df: pd.DataFrame, by: Sequence[str] = ("model", "lr", "epoch"),
     parts = []
     for metric in metrics:
         g = grouped[metric]
-        part = pd.DataFrame({
-            "n": g.count(), "mean": g.mean(), "std": g.std(ddof=1), "var": g.var(ddof=1),
-            "median": g.median(), "q25": g.quantile(0.25), "q75": g.quantile(0.75),
-            "min": g.min(), "max": g.max(),
-        })
+        part = pd.DataFrame(
+            {
+                "n": g.count(),
+                "mean": g.mean(),
+                "std": g.std(ddof=1),
+                "var": g.var(ddof=1),
+                "median": g.median(),
+                "q25": g.quantile(0.25),
+                "q75": g.quantile(0.75),
+                "min": g.min(),
+                "max": g.max(),
+            }
+        )
         part["sem"] = part["std"] / np.sqrt(part["n"])
         part["iqr"] = part["q75"] - part["q25"]
         if bootstrap:
@@ -159,15 +196,16 @@ def aggregate(df: pd.DataFrame, by: Sequence[str] = ("model", "lr", "epoch"),
             part.loc[nonfinite.groupby(keys).sum() > 0, list(_LOCATION)] = np.nan
         if chance_counted:
             chance = at_chance(data, metric)
-            part["n_chance"] = (chance.groupby(keys).sum().astype("Int64") if chance is not None
-                                else pd.Series(pd.NA, index=part.index, dtype="Int64"))
+            part["n_chance"] = (
+                chance.groupby(keys).sum().astype("Int64")
+                if chance is not None
+                else pd.Series(pd.NA, index=part.index, dtype="Int64")
+            )
         part = part.reindex(counts.index)  # cells where every trial diverged stay, with n = 0
         part.insert(0, "metric", metric)
         parts.append(part)
     out = pd.concat(parts).join(counts)
-    out[["n", "n_trials", "n_diverged", "n_errored"]] = out[
-        ["n", "n_trials", "n_diverged", "n_errored"]].fillna(0).astype(int)
+    out[["n", "n_trials", "n_diverged", "n_errored"]] = out[["n", "n_trials", "n_diverged", "n_errored"]].fillna(0).astype(int)
     out = out.reset_index()[[*by, "metric", *STAT_COLUMNS, *(["n_chance"] if chance_counted else [])]]
-    out.attrs = {"ci": ci, "ci_method": {metric: ci_method(metric, bootstrap) for metric in metrics},
-                 "diverged": diverged}
+    out.attrs = {"ci": ci, "ci_method": {metric: ci_method(metric, bootstrap) for metric in metrics}, "diverged": diverged}
     return out

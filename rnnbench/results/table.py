@@ -55,8 +55,15 @@ def _check_how(how: str) -> None:
         raise ResultsError(f"how must be 'peak' or 'final', not {how!r}")
 
 
-def cells_at_epoch(df: pd.DataFrame, metric: str, cells: list[str], how: str, ci: float = 0.95,
-                   diverged: str = "exclude", loss: str | None = None) -> pd.DataFrame:
+def cells_at_epoch(
+    df: pd.DataFrame,
+    metric: str,
+    cells: list[str],
+    how: str,
+    ci: float = 0.95,
+    diverged: str = "exclude",
+    loss: str | None = None,
+) -> pd.DataFrame:
     """One row per grid cell: the epoch `how` picks on the cell's seed-mean curve, the seeds'
     statistics at that epoch (mean, std, CI, median, quartiles, IQR, n, n_chance), the cell's
     trial counts, and the mean `loss` at the cell's last epoch as `final_<loss>`."""
@@ -79,14 +86,20 @@ def cells_at_epoch(df: pd.DataFrame, metric: str, cells: list[str], how: str, ci
         out[f"final_{loss}"] = losses.groupby(cells)["mean"].last()
     out = out.reset_index()
     out.insert(len(cells), "metric", metric)
-    out.attrs = {"ci": ci, "ci_method": agg.attrs["ci_method"][metric], "how": how, "metric": metric,
-                 "cells": cells}
+    out.attrs = {"ci": ci, "ci_method": agg.attrs["ci_method"][metric], "how": how, "metric": metric, "cells": cells}
     return out
 
 
-def best(df: pd.DataFrame, metric: str | None = None, per: str | None = None, how: str | None = None,
-         by: Sequence[str] | None = None, ci: float = 0.95, diverged: str = "exclude",
-         loss: str | None = None) -> pd.DataFrame:
+def best(
+    df: pd.DataFrame,
+    metric: str | None = None,
+    per: str | None = None,
+    how: str | None = None,
+    by: Sequence[str] | None = None,
+    ci: float = 0.95,
+    diverged: str = "exclude",
+    loss: str | None = None,
+) -> pd.DataFrame:
     """Per `per` value (model), the setting (lr) with the best mean `metric` across seeds.
 
     Every cell is scored by `cells_at_epoch` (`how="peak"`: the best epoch of its seed-mean
@@ -108,8 +121,13 @@ def best(df: pd.DataFrame, metric: str | None = None, per: str | None = None, ho
     score = (1 if higher_is_better(metric) else -1) * table["mean"]
     eligible = table["n_diverged"].eq(0)
     eligible |= ~eligible.groupby(table[per]).transform("any")
-    chosen = (table[eligible].assign(_score=score[eligible]).sort_values("_score", ascending=False)
-              .drop_duplicates(per).sort_values(per))
+    chosen = (
+        table[eligible]
+        .assign(_score=score[eligible])
+        .sort_values("_score", ascending=False)
+        .drop_duplicates(per)
+        .sort_values(per)
+    )
     out = chosen.drop(columns="_score").reset_index(drop=True)
     out.attrs = {**table.attrs, "per": per}
     return out
@@ -117,11 +135,11 @@ def best(df: pd.DataFrame, metric: str | None = None, per: str | None = None, ho
 
 def _trial_counts(df: pd.DataFrame, cells: list[str]) -> pd.DataFrame:
     """Trials per cell by outcome, counted once per trial whatever its number of epochs."""
-    trials = df.assign(_diverged=diverged_rows(df),
-                       _errored=df["status"].eq("errored") if "status" in df else False)
+    trials = df.assign(_diverged=diverged_rows(df), _errored=df["status"].eq("errored") if "status" in df else False)
     trials = trials.drop_duplicates("trial")
     return trials.groupby(cells, dropna=True).agg(
-        n_trials=("trial", "size"), n_diverged=("_diverged", "sum"), n_errored=("_errored", "sum"))
+        n_trials=("trial", "size"), n_diverged=("_diverged", "sum"), n_errored=("_errored", "sum")
+    )
 
 
 def per_trial(df: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -131,13 +149,18 @@ def per_trial(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     values = df.groupby("trial", sort=False)[metric]
     head = df.drop_duplicates("trial").set_index("trial")
     head = head[[c for c in (*ID_COLUMNS, *config_columns(df)) if c in head.columns]]
-    out = head.assign(best=values.max() if higher_is_better(metric) else values.min(),
-                      final=values.last())
+    out = head.assign(best=values.max() if higher_is_better(metric) else values.min(), final=values.last())
     return out.reset_index()
 
 
-def summary_table(df: pd.DataFrame, metric: str | None = None, how: str | None = None,
-                  by: Sequence[str] | None = None, ci: float = 0.95, per: str | None = None) -> pd.DataFrame:
+def summary_table(
+    df: pd.DataFrame,
+    metric: str | None = None,
+    how: str | None = None,
+    by: Sequence[str] | None = None,
+    ci: float = 0.95,
+    per: str | None = None,
+) -> pd.DataFrame:
     """The table a sweep prints: every grid cell (model × lr) at the epoch `how` picks on its
     seed-mean curve, by the same rule `best` and `compare` use, with the seeds' mean, std, CI,
     median, IQR, n, how many seeds sat at chance level, diverged or errored, and the final

@@ -47,9 +47,14 @@ def _write(writer: EventFileWriter, summary: summary_pb2.Summary, step: int) -> 
     writer.add_event(event_pb2.Event(wall_time=time.time(), step=step, summary=summary))
 
 
-def export_tensorboard(df: pd.DataFrame, logdir: str | os.PathLike, by: Sequence[str] | None = None,
-                       metrics: Sequence[str] | None = None, ci: float = 0.95,
-                       diverged: str = "exclude") -> list[Path]:
+def export_tensorboard(
+    df: pd.DataFrame,
+    logdir: str | os.PathLike,
+    by: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    ci: float = 0.95,
+    diverged: str = "exclude",
+) -> list[Path]:
     """Write one TensorBoard run per cell (`by`, default the varying config minus seed) under
     `logdir`; scalar tags are `<metric>/mean`, `<metric>/ci_low`, `<metric>/ci_high`, `<metric>/n`
     at step = epoch. Returns the run folders."""
@@ -61,9 +66,14 @@ def export_tensorboard(df: pd.DataFrame, logdir: str | os.PathLike, by: Sequence
     root.mkdir(parents=True, exist_ok=True)
 
     config = EventFileWriter(str(root))
-    _write(config, hp.hparams_config_pb(
-        hparams=[hp.HParam(c) for c in cells],
-        metrics=[hp.Metric(f"{metric}/{s}") for metric in metrics for s in ("mean", "n")]), 0)
+    _write(
+        config,
+        hp.hparams_config_pb(
+            hparams=[hp.HParam(c) for c in cells],
+            metrics=[hp.Metric(f"{metric}/{s}") for metric in metrics for s in ("mean", "n")],
+        ),
+        0,
+    )
     config.close()
 
     runs = []
@@ -73,8 +83,9 @@ def export_tensorboard(df: pd.DataFrame, logdir: str | os.PathLike, by: Sequence
         writer = EventFileWriter(str(run))
         _write(writer, hp.hparams_pb({k: _plain(v) for k, v in cell.items()}, trial_id=run.name), 0)
         for (epoch, metric), row in part.set_index([m.EPOCH, "metric"]).sort_index().iterrows():
-            values = [summary_pb2.Summary.Value(tag=f"{metric}/{s}", simple_value=float(row[s]))
-                      for s in SERIES if np.isfinite(row[s])]
+            values = [
+                summary_pb2.Summary.Value(tag=f"{metric}/{s}", simple_value=float(row[s])) for s in SERIES if np.isfinite(row[s])
+            ]
             _write(writer, summary_pb2.Summary(value=values), int(epoch))
         writer.close()
         runs.append(run)

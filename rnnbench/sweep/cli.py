@@ -10,7 +10,8 @@ import argparse
 import dataclasses
 import os
 import sys
-from typing import Any, NoReturn, Sequence
+from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from rnnbench.config import OneLineParser, add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError, ResultsError
@@ -29,22 +30,45 @@ def fail(message: str) -> NoReturn:
 
 def add_run_args(run: argparse._ArgumentGroup, default_name: str) -> None:
     """Where and how trials run: the flags every sweep script (grid or search) shares."""
-    run.add_argument("--storage", default="./results", help="results folder, NFS path or URI such as s3://bucket/x (default: ./results)")
+    run.add_argument(
+        "--storage", default="./results", help="results folder, NFS path or URI such as s3://bucket/x (default: ./results)"
+    )
     run.add_argument("--name", default=None, help=f"experiment name inside --storage (default: {default_name})")
-    run.add_argument("--address", default=None, help="Ray cluster host:port (default: $RAY_ADDRESS, else a local Ray on this machine's cores, bound to 127.0.0.1)")
+    run.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster host:port (default: $RAY_ADDRESS, else a local Ray on this machine's cores, bound to 127.0.0.1)",
+    )
     run.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs (and torch threads) per trial (default: 1)")
-    run.add_argument("--gpus-per-trial", type=float, default=None,
-                     help="fractions pack several trials on one GPU, e.g. 0.25 (default: a whole GPU for a trial of "
-                          "several members, the GPUs shared among one-member trials, at least 1/8 each; 0 without a GPU)")
-    run.add_argument("--max-concurrent", type=int, default=None, help="cap on trials running at once (default: what resources allow)")
-    run.add_argument("--group", choices=("auto", "none", "seeds", "all"), default="auto",
-                     help="members per trial: none (one each), seeds (a setting's seeds together), all (every lr and seed "
-                          f"of a model together); fused into one computation where the task can (default auto: {GPU_GROUPING} "
-                          f"on a GPU, {CPU_GROUPING} on CPUs)")
-    run.add_argument("--resume", action="store_true", help="continue the interrupted experiment --name: finished trials are kept, unfinished ones go on from their last epoch")
-    run.add_argument("--dry-run", action="store_true",
-                     help="print the trials, members, resources, a time estimate (from a one-epoch probe on a slice of the data) "
-                          "and the disk it needs, then stop without starting anything")
+    run.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        default=None,
+        help="fractions pack several trials on one GPU, e.g. 0.25 (default: a whole GPU for a trial of "
+        "several members, the GPUs shared among one-member trials, at least 1/8 each; 0 without a GPU)",
+    )
+    run.add_argument(
+        "--max-concurrent", type=int, default=None, help="cap on trials running at once (default: what resources allow)"
+    )
+    run.add_argument(
+        "--group",
+        choices=("auto", "none", "seeds", "all"),
+        default="auto",
+        help="members per trial: none (one each), seeds (a setting's seeds together), all (every lr and seed "
+        f"of a model together); fused into one computation where the task can (default auto: {GPU_GROUPING} "
+        f"on a GPU, {CPU_GROUPING} on CPUs)",
+    )
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted experiment --name: finished trials are kept, unfinished ones go on from their last epoch",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the trials, members, resources, a time estimate (from a one-epoch probe on a slice of the data) "
+        "and the disk it needs, then stop without starting anything",
+    )
 
 
 def keep_private_ray_on_loopback(args: argparse.Namespace) -> None:
@@ -57,14 +81,19 @@ def keep_private_ray_on_loopback(args: argparse.Namespace) -> None:
 def build_parser(task: Task, doc: str) -> OneLineParser:
     parser = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     axes = parser.add_argument_group("the grid (every combination runs)")
-    for flag, (field, kind) in task.axes.items():
+    for flag, (_, kind) in task.axes.items():
         axes.add_argument(f"--{flag}", nargs="+", type=kind, default=None, help=f"default: {' '.join(map(str, task.grid[flag]))}")
-    add_config_args(parser.add_argument_group("every trial's settings"), task.load("config"),
-                    skip=tuple(f for f, _ in task.axes.values()))
+    add_config_args(
+        parser.add_argument_group("every trial's settings"), task.load("config"), skip=tuple(f for f, _ in task.axes.values())
+    )
     run = parser.add_argument_group("where and how it runs")
     run.add_argument("--preset", choices=sorted(task.presets), help="; ".join(f"{k}: {v}" for k, v in task.presets.items()))
-    run.add_argument("--how", choices=HOWS, default=task.objective.how,
-                     help=f"which epoch scores a setting, for the summary's best setting and --confirm (default: {task.objective.how})")
+    run.add_argument(
+        "--how",
+        choices=HOWS,
+        default=task.objective.how,
+        help=f"which epoch scores a setting, for the summary's best setting and --confirm (default: {task.objective.how})",
+    )
     add_run_args(run, f"{task.name}_grid, plus _<preset>")
     if task.confirm:
         run.add_argument("--confirm", action="store_true", help=task.confirm_help)
@@ -110,8 +139,11 @@ def run(task: Task, args: argparse.Namespace) -> int:
         if not experiment_exists(path):
             raise ConfigError(f"no first stage at {path} to confirm; run the grid first (same --storage and --name)")
         check_storage(storage)
-        resources = {"cpus_per_trial": args.cpus_per_trial, "gpus_per_trial": args.gpus_per_trial or 0,
-                     "max_concurrent": args.max_concurrent}
+        resources = {
+            "cpus_per_trial": args.cpus_per_trial,
+            "gpus_per_trial": args.gpus_per_trial or 0,
+            "max_concurrent": args.max_concurrent,
+        }
         confirm_path = task.load("confirm")(task, path, args.how, args.address, resources, args.resume)
         return summarize(confirm_path, task, args.how)
     resume = False
@@ -138,18 +170,33 @@ def run(task: Task, args: argparse.Namespace) -> int:
     shared = {k: v for k, v in dataclasses.asdict(base).items() if k not in axis_fields}
     param_space = {TASK: task.name, **shared, "members": {"grid_search": groups}}
     members = sum(len(g) for g in groups)
-    print(f"{members} members in {len(groups)} trials ({grouping} grouped), {args.cpus_per_trial:g} CPUs and "
-          f"{gpus:.3g} GPUs per trial -> {path}", file=sys.stderr, flush=True)
+    print(
+        f"{members} members in {len(groups)} trials ({grouping} grouped), {args.cpus_per_trial:g} CPUs and "
+        f"{gpus:.3g} GPUs per trial -> {path}",
+        file=sys.stderr,
+        flush=True,
+    )
     objective = task.objective
     trainable = tune.with_parameters(train_group, data=data, metric=objective.metric, mode=objective.mode, how=args.how)
-    run_grid(trainable, param_space, name=name, storage=storage, metric=objective.metric, mode=objective.mode,
-             epochs=base.epochs, cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus,
-             max_concurrent=args.max_concurrent, resume=resume)
+    run_grid(
+        trainable,
+        param_space,
+        name=name,
+        storage=storage,
+        metric=objective.metric,
+        mode=objective.mode,
+        epochs=base.epochs,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=gpus,
+        max_concurrent=args.max_concurrent,
+        resume=resume,
+    )
     return summarize(path, task, args.how)
 
 
-def trials(task: Task, axes: dict[str, list], grouping: str, gpus: float, share: bool
-           ) -> tuple[str, list[list[dict[str, Any]]], float]:
+def trials(
+    task: Task, axes: dict[str, list], grouping: str, gpus: float, share: bool
+) -> tuple[str, list[list[dict[str, Any]]], float]:
     """The grouping (`auto` resolved), the members of each trial, and the GPUs per trial: `gpus` as
     given, or, with `share`, a whole GPU for a trial of several members (fused groups fill one:
     three K=30 groups sharing an H200 each ran at a third of their solo rate, BENCHMARKS.md) and

@@ -31,14 +31,24 @@ def confirm(task: Task, path: str, how: str, address: str | None, run: dict[str,
     df = results.load(path)
     unfinished = df.loc[~df["status"].isin(["finished", "diverged"]), "trial"].unique()
     if len(unfinished):
-        raise SweepError(f"the first stage at {path} is not finished ({len(unfinished)} members are not, e.g. "
-                         f"{unfinished[0]}); complete it with --resume first")
+        raise SweepError(
+            f"the first stage at {path} is not finished ({len(unfinished)} members are not, e.g. "
+            f"{unfinished[0]}); complete it with --resume first"
+        )
     objective = task.objective
     table = results.best(df, metric=objective.metric, per=task.per, how=how)
     chosen = df[df.set_index([task.per, "lr"]).index.isin(list(zip(table[task.per], table["lr"])))]
-    members = [{NAME: row.trial, task.per: getattr(row, task.per), "lr": float(row.lr), "seed": int(row.seed),
-                RESTORE_FROM: _last_checkpoint(path, row.group)}
-               for row in chosen.drop_duplicates("trial").itertuples() if row.status != "diverged"]  # cannot go on
+    members = [
+        {
+            NAME: row.trial,
+            task.per: getattr(row, task.per),
+            "lr": float(row.lr),
+            "seed": int(row.seed),
+            RESTORE_FROM: _last_checkpoint(path, row.group),
+        }
+        for row in chosen.drop_duplicates("trial").itertuples()
+        if row.status != "diverged"
+    ]  # cannot go on
     base = config_of(task.load("config"), spec["base"])
     confirm_base = dataclasses.replace(base, final=True, epochs=base.epochs + CONFIRM_EPOCHS)
     with tune.Checkpoint(members[0][RESTORE_FROM]).as_directory() as folder:  # fetched if on remote storage
@@ -51,18 +61,35 @@ def confirm(task: Task, path: str, how: str, address: str | None, run: dict[str,
     if experiment_exists(confirm_path) and not resume:
         raise SweepError(f"confirmation experiment {confirm_path} already exists; pass --resume to continue it")
     if not resume:
-        write_spec(confirm_path, {"task": task.name, "base": dataclasses.asdict(confirm_base), "axes": {},
-                                  "group": spec["group"], "parent": path})
+        write_spec(
+            confirm_path,
+            {"task": task.name, "base": dataclasses.asdict(confirm_base), "axes": {}, "group": spec["group"], "parent": path},
+        )
     shared = {k: v for k, v in dataclasses.asdict(confirm_base).items() if k not in (task.per, "lr", "seed")}
-    param_space = {TASK: task.name, **shared, PARENT: path,
-                   MEMBERS: tune.grid_search(group_members(task, members, spec["group"]))}
-    print(f"confirming {len(members)} members ({', '.join(f'{getattr(r, task.per)} lr {r.lr:g}' for r in table.itertuples())})"
-          f" in {confirm_path}")
+    param_space = {
+        TASK: task.name,
+        **shared,
+        PARENT: path,
+        MEMBERS: tune.grid_search(group_members(task, members, spec["group"])),
+    }
+    print(
+        f"confirming {len(members)} members ({', '.join(f'{getattr(r, task.per)} lr {r.lr:g}' for r in table.itertuples())})"
+        f" in {confirm_path}"
+    )
     metric = M.TEST_ACC
     start_ray(address, run["cpus_per_trial"], run["gpus_per_trial"])
     trainable = tune.with_parameters(train_group, data=data, metric=metric, mode=objective.mode, how=how)
-    run_grid(trainable, param_space, name=name, storage=storage, metric=metric, mode=objective.mode,
-             epochs=confirm_base.epochs, resume=resume, **run)
+    run_grid(
+        trainable,
+        param_space,
+        name=name,
+        storage=storage,
+        metric=metric,
+        mode=objective.mode,
+        epochs=confirm_base.epochs,
+        resume=resume,
+        **run,
+    )
     return confirm_path
 
 
@@ -70,7 +97,8 @@ def _last_checkpoint(path: str, trial: str) -> str:
     """The newest checkpoint folder of a trial, as a path or URI."""
     fs, folder = filesystem(f"{path}/{trial}")
     found = sorted(
-        info.base_name for info in fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
+        info.base_name
+        for info in fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
         if info.base_name.startswith("checkpoint_")
     )
     if not found:

@@ -19,17 +19,27 @@ from rnnbench.train.common import save_checkpoint
 KEPT_CHECKPOINTS = 2  # rnnbench.sweep.grid keeps two per trial
 
 
-def plan(task: Task, base: Any, data: Any, groups: list[list[dict[str, Any]]], grouping: str,
-         cpus_per_trial: float, gpus_per_trial: float, max_concurrent: int | None) -> str:
+def plan(
+    task: Task,
+    base: Any,
+    data: Any,
+    groups: list[list[dict[str, Any]]],
+    grouping: str,
+    cpus_per_trial: float,
+    gpus_per_trial: float,
+    max_concurrent: int | None,
+) -> str:
     """The dry run's report: trials, members, resources, a time estimate and a disk estimate."""
     members = [member for group in groups for member in group]
     member_epochs = len(members) * base.epochs
     slots = max(1, int((os.cpu_count() or 1) // cpus_per_trial))
     parallel = min(len(groups), slots, max_concurrent or len(groups))
-    lines = [f"dry run: {task.name}, {len(members)} members in {len(groups)} trials ({grouping} grouped) x "
-             f"{base.epochs} epochs = {member_epochs} member-epochs",
-             f"resources: {cpus_per_trial:g} CPUs and {gpus_per_trial:.3g} GPUs per trial; {parallel} trials at a "
-             f"time on this machine's {os.cpu_count()} CPUs"]
+    lines = [
+        f"dry run: {task.name}, {len(members)} members in {len(groups)} trials ({grouping} grouped) x "
+        f"{base.epochs} epochs = {member_epochs} member-epochs",
+        f"resources: {cpus_per_trial:g} CPUs and {gpus_per_trial:.3g} GPUs per trial; {parallel} trials at a "
+        f"time on this machine's {os.cpu_count()} CPUs",
+    ]
     field, probe_size = task.probe
     seconds, disk = 0.0, 0
     for value in dict.fromkeys(member[task.per] for member in members):
@@ -43,12 +53,17 @@ def plan(task: Task, base: Any, data: Any, groups: list[list[dict[str, Any]]], g
             state = task.load("run")(config, data).state_dict()
             disk += save_checkpoint(state, Path(folder) / "probe.pt").stat().st_size * count
         lines.append(f"probe: {value}: ~{epoch_s:.3g} s per member-epoch with {field} {full}, on this machine")
-    lines.append(f"estimate: ~{_duration(seconds / parallel)} of wall time unfused on this machine, if it stays as "
-                 "loaded as during the probe "
-                 f"({_duration(seconds)} of trial time over {parallel} parallel trials"
-                 + ("; fused groups on a GPU are several times faster, see BENCHMARKS.md" if task.fused else "") + ")")
-    lines.append(f"disk: ~{disk / len(members) / 2**20:.2f} MB of checkpoint per member, {KEPT_CHECKPOINTS} kept: "
-                 f"~{disk * KEPT_CHECKPOINTS / 2**30:.2f} GB for the experiment")
+    lines.append(
+        f"estimate: ~{_duration(seconds / parallel)} of wall time unfused on this machine, if it stays as "
+        "loaded as during the probe "
+        f"({_duration(seconds)} of trial time over {parallel} parallel trials"
+        + ("; fused groups on a GPU are several times faster, see BENCHMARKS.md" if task.fused else "")
+        + ")"
+    )
+    lines.append(
+        f"disk: ~{disk / len(members) / 2**20:.2f} MB of checkpoint per member, {KEPT_CHECKPOINTS} kept: "
+        f"~{disk * KEPT_CHECKPOINTS / 2**30:.2f} GB for the experiment"
+    )
     lines.append("nothing was started or written; run the same command without --dry-run to start it")
     return "\n".join(lines)
 

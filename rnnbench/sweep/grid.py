@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ray import tune
 
@@ -43,10 +44,15 @@ class Progress(tune.Callback):
         if self.first_done is None:
             self.first_done = epochs_done  # after a resume, only new epochs count toward the rate
         total = self.epochs * members
-        text = (f"[{time.strftime('%H:%M:%S')}] trials: {sum(s in ('TERMINATED', 'ERROR') for s in status)}/{len(trials)} done, "
-                f"{status.count('RUNNING')} running, {status.count('PENDING')} pending; member-epochs {epochs_done}/{total}")
-        scored = {n: r[self.metric] for n, r in reports.items() if isinstance(r.get(self.metric), (int, float))
-                  and r[self.metric] == r[self.metric]}
+        text = (
+            f"[{time.strftime('%H:%M:%S')}] trials: {sum(s in ('TERMINATED', 'ERROR') for s in status)}/{len(trials)} done, "
+            f"{status.count('RUNNING')} running, {status.count('PENDING')} pending; member-epochs {epochs_done}/{total}"
+        )
+        scored = {
+            n: r[self.metric]
+            for n, r in reports.items()
+            if isinstance(r.get(self.metric), (int, float)) and r[self.metric] == r[self.metric]
+        }
         if scored:
             best = max(scored, key=lambda n: self.sign * scored[n])
             text += f" | best {self.metric} {scored[best]:.4f} ({best})"
@@ -85,8 +91,13 @@ def run_grid(
             wrapped,
             param_space=param_space,
             tune_config=tune.TuneConfig(
-                max_concurrent_trials=max_concurrent, trial_name_creator=namer, trial_dirname_creator=namer,
-                reuse_actors=True, search_alg=search_alg, scheduler=scheduler, num_samples=num_samples,
+                max_concurrent_trials=max_concurrent,
+                trial_name_creator=namer,
+                trial_dirname_creator=namer,
+                reuse_actors=True,
+                search_alg=search_alg,
+                scheduler=scheduler,
+                num_samples=num_samples,
             ),
             run_config=tune.RunConfig(
                 name=name,

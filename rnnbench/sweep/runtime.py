@@ -35,8 +35,7 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
             pass
     except (OSError, ValueError) as error:
         raise SweepError(
-            f"cannot reach a Ray cluster at {address} ({error}); start one with `ray start --head` "
-            "or fix --address / RAY_ADDRESS"
+            f"cannot reach a Ray cluster at {address} ({error}); start one with `ray start --head` or fix --address / RAY_ADDRESS"
         ) from None
 
 
@@ -145,5 +144,7 @@ def stored_run(path: str) -> tuple[dict[str, Any], bool]:
     except SweepError:
         if started:
             raise
-    raise SweepError(f"no experiment to resume at {path} (nothing of it was written there); check --storage and --name, "
-                     "or run the same command without --resume")
+    raise SweepError(
+        f"no experiment to resume at {path} (nothing of it was written there); check --storage and --name, "
+        "or run the same command without --resume"
+    )

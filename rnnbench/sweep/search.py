@@ -15,7 +15,8 @@ import dataclasses
 import json
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rnnbench.config import OneLineParser, add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError, ResultsError
@@ -24,32 +25,58 @@ from rnnbench.sweep.members import MEMBERS, NAME
 from rnnbench.tasks import HOWS, TASKS, Task, get_task
 
 # The search's definition: stored in the spec file; on --resume a flag may only repeat it.
-DEFAULTS = {"lr_range": [1e-3, 3.0], "batch_sizes": None, "hidden_dims": None, "num_seeds": 3, "metric": None,
-            "how": None, "sampler": "tpe", "sampler_seed": 0, "startup_trials": 5, "pruner": "median", "budget": 20}
+DEFAULTS = {
+    "lr_range": [1e-3, 3.0],
+    "batch_sizes": None,
+    "hidden_dims": None,
+    "num_seeds": 3,
+    "metric": None,
+    "how": None,
+    "sampler": "tpe",
+    "sampler_seed": 0,
+    "startup_trials": 5,
+    "pruner": "median",
+    "budget": 20,
+}
 
 
 def build_parser(task: Task, doc: str) -> OneLineParser:
     parser = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", choices=sorted(TASKS), required=True,
-                        help="what a trial trains: " + "; ".join(f"{t.name}: {t.description}" for t in TASKS.values()))
+    parser.add_argument(
+        "--task",
+        choices=sorted(TASKS),
+        required=True,
+        help="what a trial trains: " + "; ".join(f"{t.name}: {t.description}" for t in TASKS.values()),
+    )
     space = parser.add_argument_group("the search (stored with the experiment; --resume keeps it)")
     space.add_argument("--lr-range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="log-uniform (default: 0.001 3)")
     space.add_argument("--batch-sizes", nargs="+", type=int, help="also choose the batch size from these (default: fixed)")
     space.add_argument("--hidden-dims", nargs="+", type=int, help="also choose the hidden size from these (default: fixed)")
-    space.add_argument("--num-seeds", type=int, help="S: seeds 0..S-1 per configuration, trained together in one trial (default: 3)")
+    space.add_argument(
+        "--num-seeds", type=int, help="S: seeds 0..S-1 per configuration, trained together in one trial (default: 3)"
+    )
     space.add_argument("--metric", help=f"objective (default: the task's, here {task.objective.metric})")
-    space.add_argument("--how", choices=HOWS, help=f"score = best or last epoch of the seed-mean curve (default: {task.objective.how})")
+    space.add_argument(
+        "--how", choices=HOWS, help=f"score = best or last epoch of the seed-mean curve (default: {task.objective.how})"
+    )
     space.add_argument("--sampler", choices=("tpe", "random"), help="default: tpe")
     space.add_argument("--sampler-seed", type=int, help="default: 0")
-    space.add_argument("--startup-trials", type=int, help="random configurations before TPE, and completed ones before pruning (default: 5)")
-    space.add_argument("--pruner", choices=("median", "asha", "none"),
-                       help="stop configurations whose seed-mean falls behind: Tune's median stopping rule or ASHA (default: median)")
+    space.add_argument(
+        "--startup-trials", type=int, help="random configurations before TPE, and completed ones before pruning (default: 5)"
+    )
+    space.add_argument(
+        "--pruner",
+        choices=("median", "asha", "none"),
+        help="stop configurations whose seed-mean falls behind: Tune's median stopping rule or ASHA (default: median)",
+    )
     space.add_argument("--budget", type=int, help="configurations to try (default: 20)")
     space.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop the search after this long")
     add_config_args(parser.add_argument_group(f"every trial's settings ({task.name})"), task.load("config"), skip=("lr", "seed"))
     run = parser.add_argument_group("where and how it runs")
     add_run_args(run, f"{task.name}_search")
-    run.add_argument("--compare-grid", metavar="PATH", help="a grid experiment whose best setting the report shows beside the search's")
+    run.add_argument(
+        "--compare-grid", metavar="PATH", help="a grid experiment whose best setting the report shows beside the search's"
+    )
     return parser
 
 
@@ -91,8 +118,12 @@ def check(task: Task, spec: dict[str, Any]) -> None:
     if spec["startup_trials"] < 0:
         raise ConfigError(f"--startup-trials must be >= 0, got {spec['startup_trials']}")
     base = task.load("config")(**spec["base"])
-    for values in ({"lr": low}, {"lr": high}, *({"batch_size": b} for b in spec["batch_sizes"] or ()),
-                   *({"hidden_dim": h} for h in spec["hidden_dims"] or ())):
+    for values in (
+        {"lr": low},
+        {"lr": high},
+        *({"batch_size": b} for b in spec["batch_sizes"] or ()),
+        *({"hidden_dim": h} for h in spec["hidden_dims"] or ()),
+    ):
         dataclasses.replace(base, **values)  # a bad value fails here, not in a trial
     reported = base.reported_metrics()
     if spec["metric"] not in reported:
@@ -134,9 +165,11 @@ def run(task: Task, args: argparse.Namespace) -> int:
         spec = definition(task, args, stored)
         clashes = [k for k in spec if spec[k] != stored.get(k)]
         if clashes:
-            raise ConfigError(f"the search at {path} was made with other settings "
-                              f"({'; '.join(f'{k}: {stored.get(k)}' for k in clashes)}); drop those flags to resume it, "
-                              "or pass another --name")
+            raise ConfigError(
+                f"the search at {path} was made with other settings "
+                f"({'; '.join(f'{k}: {stored.get(k)}' for k in clashes)}); drop those flags to resume it, "
+                "or pass another --name"
+            )
     else:
         spec = definition(task, args, None)
         check(task, spec)
@@ -164,19 +197,41 @@ def run(task: Task, args: argparse.Namespace) -> int:
         import optuna
 
         sampler = optuna.samplers.RandomSampler(seed=spec["sampler_seed"])
-    searcher = seed_groups(spec["num_seeds"], space, metric=SCORE, mode=mode, sampler=sampler,
-                           seed=spec["sampler_seed"] if sampler is None else None)
-    pruner = {"median": MedianStoppingRule(time_attr="training_iteration", metric=spec["metric"], mode=mode,
-                                           grace_period=1, min_samples_required=max(1, spec["startup_trials"])),
-              "asha": ASHAScheduler(time_attr="training_iteration", metric=spec["metric"], mode=mode,
-                                    max_t=base.epochs, grace_period=1),
-              "none": FIFOScheduler()}[spec["pruner"]]
+    searcher = seed_groups(
+        spec["num_seeds"], space, metric=SCORE, mode=mode, sampler=sampler, seed=spec["sampler_seed"] if sampler is None else None
+    )
+    pruner = {
+        "median": MedianStoppingRule(
+            time_attr="training_iteration",
+            metric=spec["metric"],
+            mode=mode,
+            grace_period=1,
+            min_samples_required=max(1, spec["startup_trials"]),
+        ),
+        "asha": ASHAScheduler(
+            time_attr="training_iteration", metric=spec["metric"], mode=mode, max_t=base.epochs, grace_period=1
+        ),
+        "none": FIFOScheduler(),
+    }[spec["pruner"]]
     print(f"searching {spec['budget']} configurations x {spec['num_seeds']} seeds -> {path}", file=sys.stderr, flush=True)
     trainable = tune.with_parameters(train_group, data=data, metric=spec["metric"], mode=mode, how=spec["how"])
-    run_grid(trainable, param_space, name=name, storage=storage, metric=spec["metric"], mode=mode, epochs=base.epochs,
-             cpus_per_trial=args.cpus_per_trial, gpus_per_trial=gpus, max_concurrent=args.max_concurrent,
-             resume=resume, search_alg=searcher, scheduler=pruner, num_samples=spec["budget"],
-             namer=lambda trial: configuration_name(trial.trial_id, trial.config, space))
+    run_grid(
+        trainable,
+        param_space,
+        name=name,
+        storage=storage,
+        metric=spec["metric"],
+        mode=mode,
+        epochs=base.epochs,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=gpus,
+        max_concurrent=args.max_concurrent,
+        resume=resume,
+        search_alg=searcher,
+        scheduler=pruner,
+        num_samples=spec["budget"],
+        namer=lambda trial: configuration_name(trial.trial_id, trial.config, space),
+    )
     print(report(path, task, spec, grid))
     return exit_code(results.load(path))
 
@@ -240,13 +295,18 @@ def report(path: str, task: Task, spec: dict[str, Any], grid: Any) -> str:
     table = results.best(df, metric=spec["metric"], per="group", how=spec["how"], by=["group", *params])
     ascending = not higher_is_better(spec["metric"])
     table = table.sort_values("mean", ascending=ascending).head(10)
-    lines = [f"{path}: {df['group'].nunique()} configurations x {spec['num_seeds']} seeds; objective: the "
-             f"{spec['how']} epoch of the seed-mean {spec['metric']}",
-             "Top configurations:", results.render(table, "text")]
+    lines = [
+        f"{path}: {df['group'].nunique()} configurations x {spec['num_seeds']} seeds; objective: the "
+        f"{spec['how']} epoch of the seed-mean {spec['metric']}",
+        "Top configurations:",
+        results.render(table, "text"),
+    ]
     if grid is not None:
         per = task.per
         mine = df[per].iloc[0] if per in df.columns else None
         cells = grid[grid[per] == mine] if mine is not None and per in grid.columns else grid
-        lines += ["Grid's best setting, by the same rule:",
-                  results.render(results.best(cells, metric=spec["metric"], per=per, how=spec["how"]), "text")]
+        lines += [
+            "Grid's best setting, by the same rule:",
+            results.render(results.best(cells, metric=spec["metric"], per=per, how=spec["how"]), "text"),
+        ]
     return "\n".join(lines)

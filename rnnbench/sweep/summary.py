@@ -38,7 +38,9 @@ def exit_code(df: pd.DataFrame) -> int:
         print(f"interrupted: {unfinished} of {len(status)} members unfinished; continue with: {again}", file=sys.stderr)
         return INTERRUPTED
     if errored:
-        print(f"error: {errored} of {len(status)} members errored (see error.txt in their trial folders); "
-              f"retry them with: {again}", file=sys.stderr)
+        print(
+            f"error: {errored} of {len(status)} members errored (see error.txt in their trial folders); retry them with: {again}",
+            file=sys.stderr,
+        )
         return ERRORED
     return 0

@@ -62,8 +62,9 @@ def use_trial_resources() -> None:
     torch.set_num_threads(max(1, int(cpus)))
 
 
-def train_group(config: dict[str, Any], data: Any = None, metric: str = "", mode: str = "max", how: str = "peak",
-                fuse: bool = True) -> None:
+def train_group(
+    config: dict[str, Any], data: Any = None, metric: str = "", mode: str = "max", how: str = "peak", fuse: bool = True
+) -> None:
     """Tune trainable for one group of members; `data` arrives once through the object store.
 
     A member with `restore_from` (the confirmation stage) starts from its own state in that
@@ -85,8 +86,7 @@ def train_group(config: dict[str, Any], data: Any = None, metric: str = "", mode
         if values:
             mean = statistics.fmean(values)
             best = mean if best is None or how == "final" or sign * mean > sign * best else best
-            summary.update({metric: mean, f"{metric}_std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                            SCORE: best})
+            summary.update({metric: mean, f"{metric}_std": statistics.stdev(values) if len(values) > 1 else 0.0, SCORE: best})
         with tempfile.TemporaryDirectory() as folder:
             for member, state in zip(members, group.state_dict()[MEMBERS]):
                 save_checkpoint(state, Path(folder) / f"{member[NAME]}.pt")

@@ -1,9 +1,9 @@
 """Train one model and print its metrics, one line per epoch.
 
-    python -m rnnbench.train imdb --model lstm --lr 0.3 --epochs 2 --subset 2000
-    python -m rnnbench.train imdb --model lstm --save run.pt ...        # checkpoint every epoch
-    python -m rnnbench.train imdb --resume run.pt --final true --epochs 7   # continue on train/test
-    python -m rnnbench.train grammar --dataset ndfa --epochs 2
+python -m rnnbench.train imdb --model lstm --lr 0.3 --epochs 2 --subset 2000
+python -m rnnbench.train imdb --model lstm --save run.pt ...        # checkpoint every epoch
+python -m rnnbench.train imdb --resume run.pt --final true --epochs 7   # continue on train/test
+python -m rnnbench.train grammar --dataset ndfa --epochs 2
 """
 
 from __future__ import annotations
@@ -56,7 +56,9 @@ def train(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m rnnbench.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(
+        prog="python -m rnnbench.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="task", required=True)
     for task in TASKS.values():
         command = sub.add_parser(task.name, help=task.description)

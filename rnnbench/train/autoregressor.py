@@ -76,14 +76,15 @@ class GrammarConfig:
         if self.seed < 0:
             raise ConfigError(f"seed must be >= 0, got {self.seed}; pass a non-negative seed")
         if self.batch_size > self.n:
-            raise ConfigError(f"batch_size {self.batch_size} is larger than the training set (n={self.n} words); "
-                              "pass a batch_size <= n or a larger n")
+            raise ConfigError(
+                f"batch_size {self.batch_size} is larger than the training set (n={self.n} words); "
+                "pass a batch_size <= n or a larger n"
+            )
         object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))  # lists from JSON/flags
         if not self.temperatures or min(self.temperatures) < 0:
             raise ConfigError(f"temperatures must be >= 0 and not empty, got {self.temperatures}; e.g. 0 0.5 1")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu or cuda[:N]")
-
 
     def reported_metrics(self) -> list[str]:
         """The metrics every epoch reports, for checking an objective before anything runs."""

@@ -68,10 +68,9 @@ class ClassifierConfig:
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ConfigError(f"unknown device {self.device!r}; use auto, cpu or cuda[:N]")
 
-
     def reported_metrics(self) -> list[str]:
         """The metrics every epoch reports, for checking an objective before anything runs."""
-        held_out = ([M.TEST_LOSS, M.TEST_ACC] if self.final else [M.VAL_LOSS, M.VAL_ACC])
+        held_out = [M.TEST_LOSS, M.TEST_ACC] if self.final else [M.VAL_LOSS, M.VAL_ACC]
         return [M.TRAIN_LOSS, M.TRAIN_LOSS_SUM, M.TRAIN_ACC, *held_out, M.CHANCE_ACC]
 
 
@@ -89,8 +88,10 @@ def load_data(config: ClassifierConfig, vocab: tuple[str, ...] | None = None) ->
         subset=config.subset,
     )
     if config.batch_size > len(data.train):
-        raise ConfigError(f"batch_size {config.batch_size} is larger than the training split ({len(data.train)} reviews); "
-                          f"pass a batch_size <= {len(data.train)}")
+        raise ConfigError(
+            f"batch_size {config.batch_size} is larger than the training split ({len(data.train)} reviews); "
+            f"pass a batch_size <= {len(data.train)}"
+        )
     return data
 
 
@@ -108,7 +109,12 @@ class ClassifierRun(TrainingRun):
         # plain SGD on sparse embedding gradients is the same update as on dense ones, only cheaper;
         # with momentum it is not (untouched rows would stop decaying), so momentum keeps them dense
         self.model = Classifier(
-            config.model, len(self.data.vocab), self.data.num_classes, config.embed_dim, config.hidden_dim, sparse=config.momentum == 0
+            config.model,
+            len(self.data.vocab),
+            self.data.num_classes,
+            config.embed_dim,
+            config.hidden_dim,
+            sparse=config.momentum == 0,
         ).to(self.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum)
         self.epoch = 0

@@ -42,9 +42,7 @@ def group_key(config: ClassifierConfig) -> tuple[tuple[str, Any], ...]:
     """The (field, value) pairs that configs must share to train in one group: all fields but
     MEMBER_FIELDS (architecture, sizes, data, batching, epochs, device, ...)."""
     return tuple(
-        (field.name, getattr(config, field.name))
-        for field in dataclasses.fields(config)
-        if field.name not in MEMBER_FIELDS
+        (field.name, getattr(config, field.name)) for field in dataclasses.fields(config) if field.name not in MEMBER_FIELDS
     )
 
 
@@ -95,7 +93,9 @@ class GroupRun:
         self._torch_rng: list[torch.Tensor] = []  # each member's torch RNG right after its init, as a solo run has it
         for k, config in enumerate(self.configs):
             self.rngs.append(seed_everything(config.seed))
-            solo = Classifier(base.model, vocab_size, self.data.num_classes, base.embed_dim, base.hidden_dim)  # ClassifierRun's weights
+            solo = Classifier(
+                base.model, vocab_size, self.data.num_classes, base.embed_dim, base.hidden_dim
+            )  # ClassifierRun's weights
             self._torch_rng.append(torch.get_rng_state())
             self.model.load_member_state_dict(k, solo.state_dict())
             del solo
@@ -277,7 +277,7 @@ class GroupRun:
     @classmethod
     def restore(
         cls, path: str | os.PathLike, configs: Sequence[ClassifierConfig] | None = None, data: TextData | None = None
-    ) -> "GroupRun":
+    ) -> GroupRun:
         """Continue a saved group; pass changed `configs` to go on differently (their lrs and
         momenta win over the saved ones), the data then encoded with the checkpoint's vocabulary."""
         state = load_checkpoint(path)
