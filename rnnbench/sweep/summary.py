@@ -10,6 +10,7 @@ import sys
 import pandas as pd
 
 from rnnbench import results
+from rnnbench.errors import ResultsError
 from rnnbench.results.cli import report
 from rnnbench.results.columns import default_metric
 from rnnbench.tasks import Task
@@ -21,7 +22,11 @@ ERRORED = 1
 def summarize(path: str, task: Task, how: str) -> int:
     """Print per cell (model, lr) the best and final objective over seeds, the best setting per
     model by the `how` rule and how the models compare; return the exit code."""
-    df = results.load(path)
+    try:
+        df = results.load(path)
+    except ResultsError as error:  # not one epoch reported: the members errored (or were stopped) at once
+        print(f"error: {error}; see error.txt in the trial folders, then retry with: {_again()}", file=sys.stderr)
+        return ERRORED
     if df["epoch"].notna().any():
         metric = task.objective.metric if task.objective.metric in df.columns else default_metric(df)
         print(report(df, metric=metric, per=task.per, how=how), end="\n\n")
@@ -33,7 +38,7 @@ def exit_code(df: pd.DataFrame) -> int:
     status = df.drop_duplicates("trial")["status"]
     unfinished = int((~status.isin(["finished", "diverged", "errored"])).sum())
     errored = int((status == "errored").sum())
-    again = shlex.join([sys.executable, *sys.argv, *([] if "--resume" in sys.argv else ["--resume"])])
+    again = _again()
     if unfinished:
         print(f"interrupted: {unfinished} of {len(status)} members unfinished; continue with: {again}", file=sys.stderr)
         return INTERRUPTED
@@ -44,3 +49,8 @@ def exit_code(df: pd.DataFrame) -> int:
         )
         return ERRORED
     return 0
+
+
+def _again() -> str:
+    """The command that continues this run: the same one, with --resume."""
+    return shlex.join([sys.executable, *sys.argv, *([] if "--resume" in sys.argv else ["--resume"])])
