@@ -10,6 +10,7 @@ crash the trial resumes from `tune.get_checkpoint()`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import statistics
 import tempfile
@@ -29,6 +30,7 @@ from rnnbench.train.members import Group, SerialGroup
 TASK = "task"  # config key: the registry name of the task
 PARENT = "parent_experiment"  # config key: the experiment a confirmation stage continues
 SCORE = "score"  # result key: the objective so far (the best or the latest seed-mean, by `how`)
+SCORE_FILE = "score.json"  # beside the members' states in a checkpoint
 
 
 def config_of(cls: type, config: dict[str, Any]) -> Any:
@@ -48,9 +50,9 @@ def member_configs(task: Task, config: dict[str, Any]) -> list[Any]:
     return [config_of(cls, {**shared, **values}) for values in own]
 
 
-def make_group(task: Task, configs: list[Any], data: Any, fuse: bool) -> Group:
+def make_group(task: Task, configs: list[Any], data: Any) -> Group:
     """A fused group when the task has one and there is more than one member, else serial runs."""
-    if fuse and task.fused and len(configs) > 1:
+    if task.fused and len(configs) > 1:
         return task.load("fused")(configs, data)
     run_cls = task.load("run")
     return SerialGroup([run_cls(config, data) for config in configs])
@@ -62,9 +64,7 @@ def use_trial_resources() -> None:
     torch.set_num_threads(max(1, int(cpus)))
 
 
-def train_group(
-    config: dict[str, Any], data: Any = None, metric: str = "", mode: str = "max", how: str = "peak", fuse: bool = True
-) -> None:
+def train_group(config: dict[str, Any], data: Any = None, metric: str = "", mode: str = "max", how: str = "peak") -> None:
     """Tune trainable for one group of members; `data` arrives once through the object store.
 
     A member with `restore_from` (the confirmation stage) starts from its own state in that
@@ -72,13 +72,15 @@ def train_group(
     use_trial_resources()
     task = get_task(config[TASK])
     members = config[MEMBERS]
-    group = make_group(task, member_configs(task, config), data, fuse)
+    group = make_group(task, member_configs(task, config), data)
+    sign, best = (1 if mode == "max" else -1), None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         group.load_state_dict({MEMBERS: _read_states(checkpoint, members)})
+        with checkpoint.as_directory() as folder:  # the score so far, so a resumed peak still sees earlier epochs
+            best = json.loads((Path(folder) / SCORE_FILE).read_text())[SCORE]
     elif any(RESTORE_FROM in member for member in members):
         group.load_state_dict({MEMBERS: [_read_states(tune.Checkpoint(m[RESTORE_FROM]), [m])[0] for m in members]})
-    sign, best = (1 if mode == "max" else -1), None
     for reports in group.epochs():
         named = {members[i][NAME]: report for i, report in reports.items()}
         values = [r[metric] for r in named.values() if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
@@ -90,6 +92,7 @@ def train_group(
         with tempfile.TemporaryDirectory() as folder:
             for member, state in zip(members, group.state_dict()[MEMBERS]):
                 save_checkpoint(state, Path(folder) / f"{member[NAME]}.pt")
+            (Path(folder) / SCORE_FILE).write_text(json.dumps({SCORE: best}))
             tune.report(summary, checkpoint=tune.Checkpoint.from_directory(folder))
 
 
