@@ -272,7 +272,7 @@ def test_errored_trials_end_the_sweep_non_zero_with_the_resume_command(tmp_path)
         "e",
     )
     assert done.returncode == 1, done.stderr[-3000:]
-    assert "none has reported an epoch" in done.stderr and "--resume" in done.stderr.splitlines()[-1]
+    assert "1 of 1 members errored" in done.stderr and "--resume" in done.stderr.splitlines()[-1]
 
 
 def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(tmp_path):

@@ -135,7 +135,6 @@ def run(task: Task, args: argparse.Namespace) -> int:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
-    from rnnbench import results
     from rnnbench.results.columns import higher_is_better
     from rnnbench.sweep.grid import run_grid
     from rnnbench.sweep.runtime import (
@@ -233,7 +232,7 @@ def run(task: Task, args: argparse.Namespace) -> int:
         namer=lambda trial: configuration_name(trial.trial_id, trial.config, space),
     )
     print(report(path, task, spec, grid))
-    return exit_code(results.load(path))
+    return exit_code(path)
 
 
 def configuration_name(trial_id: str, config: dict[str, Any], space: dict[str, Any]) -> str:

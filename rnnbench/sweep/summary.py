@@ -7,12 +7,11 @@ from __future__ import annotations
 import shlex
 import sys
 
-import pandas as pd
-
 from rnnbench import results
 from rnnbench.errors import ResultsError
 from rnnbench.results.cli import report
 from rnnbench.results.columns import default_metric
+from rnnbench.results.load import trial_overview
 from rnnbench.tasks import Task
 
 INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
@@ -24,18 +23,16 @@ def summarize(path: str, task: Task, how: str) -> int:
     model by the `how` rule and how the models compare; return the exit code."""
     try:
         df = results.load(path)
-    except ResultsError as error:  # not one epoch reported: the members errored (or were stopped) at once
-        print(f"error: {error}; see error.txt in the trial folders, then retry with: {_again()}", file=sys.stderr)
-        return ERRORED
-    if df["epoch"].notna().any():
         metric = task.objective.metric if task.objective.metric in df.columns else default_metric(df)
         print(report(df, metric=metric, per=task.per, how=how), end="\n\n")
-    return exit_code(df)
+    except ResultsError as error:  # nothing to report yet: the exit code still says what happened
+        print(f"no report: {error}", file=sys.stderr)
+    return exit_code(path)
 
 
-def exit_code(df: pd.DataFrame) -> int:
+def exit_code(path: str) -> int:
     """0, INTERRUPTED or ERRORED by the members' statuses, with a line saying how to go on."""
-    status = df.drop_duplicates("trial")["status"]
+    status = trial_overview(path)["status"]
     unfinished = int((~status.isin(["finished", "diverged", "errored"])).sum())
     errored = int((status == "errored").sum())
     again = _again()
