@@ -11,6 +11,7 @@ from typing import Any
 from ray import tune
 
 from rnnbench.sweep.members import MEMBERS, trial_name
+from rnnbench.sweep.recovery import CheckpointFallback, with_fallback
 from rnnbench.sweep.runtime import experiment_path
 
 
@@ -85,7 +86,7 @@ def run_grid(
     wrapped = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     path = experiment_path(storage, name)
     if resume:
-        tuner = tune.Tuner.restore(path, wrapped, resume_unfinished=True, resume_errored=True)
+        tuner = with_fallback(tune.Tuner.restore(path, wrapped, resume_unfinished=True, resume_errored=True))
     else:
         tuner = tune.Tuner(
             wrapped,
@@ -103,10 +104,12 @@ def run_grid(
                 name=name,
                 storage_path=storage,
                 verbose=0,
-                callbacks=[Progress(metric, mode, epochs)],
+                # pickled with the experiment, so Tuner.restore brings them back on --resume
+                callbacks=[Progress(metric, mode, epochs), CheckpointFallback()],
                 # two kept: Ray deletes the older one as soon as it registers a newer one, before the
-                # experiment state that names the newer one is written; a kill in between must still
-                # find the checkpoint the state names
+                # experiment state that names the newer one is written; with two, only a kill after
+                # every other registration finds the checkpoint the state names gone, and
+                # CheckpointFallback resumes such a trial from the newest one present
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=2),
             ),
