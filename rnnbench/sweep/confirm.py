@@ -36,7 +36,7 @@ def confirm(task: Task, path: str, how: str, address: str | None, run: dict[str,
             f"{unfinished[0]}); complete it with --resume first"
         )
     objective = task.objective
-    table = results.best(df, metric=objective.metric, per=task.per, how=how)
+    table = results.best(df, metric=objective.metric, per=task.per, how=how, by=[task.per, "lr"])  # lr even if the grid had one
     chosen = df[df.set_index([task.per, "lr"]).index.isin(list(zip(table[task.per], table["lr"])))]
     members = [
         {
