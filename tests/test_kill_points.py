@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,17 +22,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from ray import tune
 
 from rnnbench import metrics as M
 from rnnbench import results
 from rnnbench.sweep.members import MEMBERS, NAME
+from rnnbench.sweep.recovery import CheckpointFallback, checkpoint_index, repair, with_fallback
 from rnnbench.sweep.runtime import SPEC_FILE
 from rnnbench.sweep.search import study_values
 from rnnbench.sweep.trainable import TASK, make_group, member_configs
 from rnnbench.tasks import RESTORE_FROM, get_task
 from rnnbench.train.common import load_checkpoint
-
-pytestmark = pytest.mark.slow  # 13 driver starts, about 3-4 minutes on 2 idle cores
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "killpoints.py"
@@ -137,23 +138,80 @@ def logged_epochs(path: Path, member: str) -> list[int]:
     return epochs
 
 
-def test_grammar_grid_survives_a_kill_at_every_point(tmp_path):
-    """One experiment (2 trials, 6 epochs each, one at a time) killed at Ray's start, at the first
-    result, after a checkpoint's registration, in the deletion window and at the summary. The
-    deletion is the 2nd of a fresh trial: at its 4th checkpoint, Ray deletes its 2nd, the one the
-    state (forced after its 2nd) names; the next resume must say it falls back."""
-    storage, name = tmp_path / "runs", "g"
+@pytest.fixture(scope="module")
+def grammar_chain(tmp_path_factory) -> tuple[Path, list[str]]:
+    """One grammar grid (2 trials, 6 epochs each, one at a time) killed at Ray's start, at the first
+    result, in the deletion window, after a checkpoint's registration and at the summary, then
+    resumed to the end. The deletion is the 2nd of a fresh trial: at its 4th checkpoint, Ray deletes
+    its 2nd, the one the state (forced after its 2nd) names."""
+    tmp = tmp_path_factory.mktemp("grammar")
+    storage, name = tmp / "runs", "g"
     fresh = ["--datasets", "brackets", "--lrs", "0.5", "--seeds", "0", "1", "--epochs", "6", "--n", "300"]
     fresh += ["--num-samples", "5", "--max-concurrent", "1", "--storage", str(storage), "--name", name]
     resume = ["--storage", str(storage), "--name", name, "--resume"]
     points = [("ray-start", 1), ("first-report", 1), ("checkpoint-deleted", 2), ("checkpoint-registered", 3), ("summary", 1)]
-    errs = chain("grammar_grid.py", fresh, resume, storage / name / SPEC_FILE, points, tmp_path / "logs")
+    return storage / name, chain("grammar_grid.py", fresh, resume, storage / name / SPEC_FILE, points, tmp / "logs")
+
+
+@pytest.mark.slow
+def test_grammar_grid_survives_a_kill_at_every_point(grammar_chain):
+    path, errs = grammar_chain
     assert NOTE in errs[3] and "brackets_lr0.5_seed0" in errs[3]  # the run after the deletion window
     assert sum(NOTE in err for err in errs) == 1
     assert "Error handling checkpoint" not in "".join(errs)  # Ray never tripped over a deleted checkpoint
-    assert len(assert_every_epoch_once_as_computed(storage / name)) == 2 * 6
+    assert len(assert_every_epoch_once_as_computed(path)) == 2 * 6
 
 
+@pytest.mark.slow
+def test_fallback_takes_the_newest_complete_logged_checkpoint(grammar_chain, tmp_path, capsys):
+    """On a copy of the finished grid, as Ray restores its trials from the files: with the named
+    checkpoint gone the trial points at the one before it, with the metrics of its row; with that
+    one incomplete too it starts over. Either way its next checkpoint gets a new folder name."""
+    path, _ = grammar_chain
+    copy = tmp_path / "copy"
+    shutil.copytree(path, copy)
+    trial_dir = copy / "brackets_lr0.5_seed0"
+    named = tune.ExperimentAnalysis(str(copy)).trials
+    latest = {str(t): Path(t.checkpoint.path).name for t in named}["brackets_lr0.5_seed0"]
+    shutil.rmtree(trial_dir / latest)
+    before = sorted(p.name for p in trial_dir.glob("checkpoint_*"))[-1]  # the one registered before it
+    rows = {r["checkpoint_dir_name"]: r for r in map(json.loads, (trial_dir / "result.json").read_text().splitlines())}
+
+    trial = next(t for t in tune.ExperimentAnalysis(str(copy)).trials if str(t) == "brackets_lr0.5_seed0")
+    repair(trial)
+    assert trial.checkpoint.path == str(trial_dir / before)
+    assert trial.latest_checkpoint_result.metrics == rows[before]
+    assert trial.storage.current_checkpoint_index == checkpoint_index(before)  # the next one: a new name
+    assert f"note: brackets_lr0.5_seed0 resumes from {before} {NOTE}" in capsys.readouterr().err
+
+    (trial_dir / before / "score.json").unlink()
+    trial = next(t for t in tune.ExperimentAnalysis(str(copy)).trials if str(t) == "brackets_lr0.5_seed0")
+    repair(trial)
+    assert trial.checkpoint is None and trial.storage.current_checkpoint_index == checkpoint_index(before)
+    assert "brackets_lr0.5_seed0 starts over" in capsys.readouterr().err
+
+    untouched = next(t for t in tune.ExperimentAnalysis(str(copy)).trials if str(t) == "brackets_lr0.5_seed1")
+    named = untouched.checkpoint.path
+    repair(untouched)
+    assert untouched.checkpoint.path == named and capsys.readouterr().err == ""
+
+
+def test_a_restored_tuner_runs_the_fallback(tmp_path):
+    """Tuner.restore takes no callbacks: it unpickles the RunConfig's, so a tuner made by run_grid
+    brings its CheckpointFallback back, and with_fallback adds one to a tuner made without."""
+
+    def trainable(config: dict) -> None:
+        pass
+
+    for name, callbacks in (("made-with", [CheckpointFallback()]), ("made-without", [])):
+        tune.Tuner(trainable, run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), callbacks=callbacks))
+        restored = with_fallback(tune.Tuner.restore(str(tmp_path / name), trainable))
+        # the restored RunConfig has no public accessor on a Tuner
+        kept = restored._local_tuner.get_run_config().callbacks
+        assert sum(isinstance(c, CheckpointFallback) for c in kept) == 1, name
+
+
+@pytest.mark.slow
 def test_search_survives_kills(tmp_path):
     """The seed-aware search (2 configurations x 2 seeds x 4 epochs) killed at the first result,
     in the deletion window and at its report; Optuna ends told every configuration's seed-mean."""
@@ -173,6 +231,7 @@ def test_search_survives_kills(tmp_path):
         assert told[ids.iloc[0].split("/")[0]] == pytest.approx(curves.loc[group].max())
 
 
+@pytest.mark.slow
 def test_confirmation_stage_survives_kills(tiny_imdb, tmp_path):
     """The IMDB grid's --confirm stage (2 members x 5 more epochs) killed at its first result and in
     the deletion window; it ends as an uninterrupted confirmation would."""
