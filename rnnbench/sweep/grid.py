@@ -109,7 +109,7 @@ def run_grid(
                 # two kept: Ray deletes the older one as soon as it registers a newer one, before the
                 # experiment state that names the newer one is written; with two, only a kill after
                 # every other registration finds the checkpoint the state names gone, and
-                # CheckpointFallback resumes such a trial from the newest one present
+                # CheckpointFallback (rnnbench.sweep.recovery) repairs such a trial
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=2),
             ),

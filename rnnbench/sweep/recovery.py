@@ -35,8 +35,8 @@ RESULT_FILE = "result.json"  # Ray's per-trial log of reported results, one JSON
 
 
 class CheckpointFallback(tune.Callback):
-    """Before a resumed experiment starts any trial, point every trial whose named checkpoint is
-    gone at the newest complete checkpoint still in its folder, and forget deleted ones.
+    """Before a resumed experiment starts any trial, `repair` each one it will run: forget its
+    deleted checkpoints and, if the one it would resume from is gone, fall back (see `repair`).
 
     It acts once, on the controller's first step, which runs before any trial actor starts; a
     fresh experiment has nothing to repair then."""
