@@ -36,7 +36,7 @@ from rnnbench.train.common import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "tests" / "killpoints.py"
-# Ray then writes the experiment state only at a run's start and end and when it forces a write
+# With this, Ray writes the experiment state only at a run's start and end and when it forces a write
 # (every num_to_keep = 2 checkpoints of a trial), never on its 10 s timer: which checkpoint the
 # state names at a kill point follows from the counts below, however slow the machine is.
 ENV = {"TUNE_GLOBAL_CHECKPOINT_S": "3600"}
