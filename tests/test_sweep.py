@@ -16,6 +16,7 @@ import pytest
 from ray import tune
 
 from rnnbench import results
+from rnnbench.sweep import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--embed-dim", "16", "--hidden-dim", "16"]
@@ -183,6 +184,32 @@ def test_existing_experiment_is_not_overwritten(grid, tiny_imdb):
     storage, _ = grid
     done = sweep("imdb_grid.py", "--data", str(tiny_imdb), "--storage", str(storage), "--name", "g", timeout=120)
     assert done.returncode == 2 and "already exists; pass --resume" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--lrs", "0.1", "0.5"], "--lrs 0.1 0.5 (stored: 0.1 0.3)"),
+        (["--epochs", "3"], "--epochs 3 (stored: 2)"),
+        (["--group", "all"], "--group all (stored: none)"),
+        (["--preset", "smoke"], "--models mlp elman lstm (stored: mlp elman)"),
+    ],
+)
+def test_resume_with_other_settings_is_refused_naming_the_difference(grid, flags, named, capsys):
+    storage, _ = grid
+    spec = (storage / "g" / "rnnbench_sweep.json").read_text()
+    with pytest.raises(SystemExit) as exit:
+        cli.main("imdb", "", ["--storage", str(storage), "--name", "g", "--resume", *flags])
+    error = capsys.readouterr().err
+    assert exit.value.code == 2 and error.count("\n") == 1 and named in error and "drop those flags" in error
+    assert (storage / "g" / "rnnbench_sweep.json").read_text() == spec  # the experiment is untouched
+
+
+def test_resume_repeating_the_stored_settings_is_accepted(grid):
+    storage, _ = grid
+    again = ["--lrs", "0.1", "0.3", "--epochs", "2", "--group", "none", "--embed-dim", "16"]
+    done = sweep("imdb_grid.py", "--storage", str(storage), "--name", "g", "--resume", *again, "--dry-run", timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_grammar_grid_needs_no_data_and_reports_every_temperature(tmp_path):
