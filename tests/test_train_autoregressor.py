@@ -138,9 +138,8 @@ def test_masking_switch_decides_which_targets_the_loss_counts(brackets_data, mas
     assert 0 < real.sum() < len(targets)  # the batch really holds padding targets
     expected = per_token[real].mean() if mask_padding else per_token.mean()
     assert result[metrics.TRAIN_LOSS_SUM] == pytest.approx(expected.item(), rel=1e-5)
-    assert result[metrics.LOSS_PER_TOKEN] == pytest.approx(
-        per_token[real].mean().item(), rel=1e-5
-    )  # reported on real tokens either way
+    # the reported loss per token counts real tokens either way
+    assert result[metrics.LOSS_PER_TOKEN] == pytest.approx(per_token[real].mean().item(), rel=1e-5)
 
 
 def test_gradient_clipping_bounds_each_step(brackets_data):
