@@ -300,6 +300,12 @@ def test_errored_trials_end_the_sweep_non_zero_with_the_resume_command(tmp_path)
     )
     assert done.returncode == 1, done.stderr[-3000:]
     assert "1 of 1 members errored" in done.stderr and "--resume" in done.stderr.splitlines()[-1]
+    again = sweep("grammar_grid.py", "--storage", str(tmp_path), "--name", "e", "--resume")
+    assert (
+        "resuming: 0 of 1 members finished (kept), 0 unfinished (continue from their last checkpoint), 1 errored (retried)"
+        in again.stderr
+    )
+    assert again.returncode == 1 and "1 of 1 members errored" in again.stderr  # retried, and failing again
 
 
 def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(tmp_path):
@@ -341,6 +347,7 @@ def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(tmp_path):
     assert "interrupted:" in err and "--resume" in err.splitlines()[-1]
     resumed = sweep("grammar_grid.py", "--storage", str(tmp_path), "--name", "c", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming: " in resumed.stderr and " 0 unfinished" not in resumed.stderr
     df = results.load(tmp_path / "c")
     assert all(sorted(epochs) == [1, 2, 3] for _, epochs in df.groupby("trial")["epoch"]) and len(df) == 9
 

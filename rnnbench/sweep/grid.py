@@ -10,6 +10,8 @@ from typing import Any
 
 from ray import tune
 
+from rnnbench.errors import ResultsError
+from rnnbench.results.load import trial_overview
 from rnnbench.sweep.members import MEMBERS, trial_name
 from rnnbench.sweep.runtime import experiment_path
 
@@ -85,6 +87,7 @@ def run_grid(
     wrapped = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     path = experiment_path(storage, name)
     if resume:
+        print(resume_plan(path), file=sys.stderr, flush=True)
         tuner = tune.Tuner.restore(path, wrapped, resume_unfinished=True, resume_errored=True)
     else:
         tuner = tune.Tuner(
@@ -112,3 +115,18 @@ def run_grid(
             ),
         )
     return tuner.fit()
+
+
+def resume_plan(path: str) -> str:
+    """What a --resume will do with each member, by its stored status: Ray keeps finished (and
+    diverged) members, continues unfinished ones and retries errored ones."""
+    try:
+        status = trial_overview(path)["status"]
+    except ResultsError:  # Ray's state exists but no trial folder yet: everything starts
+        return "resuming: no member has started yet"
+    finished = int(status.isin(["finished", "diverged"]).sum())
+    errored = int((status == "errored").sum())
+    return (
+        f"resuming: {finished} of {len(status)} members finished (kept), {len(status) - finished - errored} "
+        f"unfinished (continue from their last checkpoint), {errored} errored (retried)"
+    )
