@@ -77,6 +77,8 @@ def test_small_grid_runs_to_the_end(grid):
     assert all(sorted(epochs) == [1, 2] for epochs in df.groupby("trial")["epoch"].apply(list))
     assert "Comparisons" in done.stdout and "mlp" in done.stdout and "95% CI" in done.stdout
     assert "trials: 8/8 done" in done.stderr  # the progress line
+    output = done.stdout + done.stderr  # Ray's own console output stays out (rnnbench.sweep.grid.quiet_tune_console)
+    assert "driver_artifacts" not in output and "tensorboard --logdir" not in output
 
 
 def test_confirmation_stage_continues_the_best_lr_on_the_test_split(grid, tiny_imdb):
