@@ -12,6 +12,7 @@ from ray import tune
 
 from rnnbench.sweep.members import MEMBERS, trial_name
 from rnnbench.sweep.runtime import experiment_path
+from rnnbench.sweep.storage import StorageGuard
 
 
 class Progress(tune.Callback):
@@ -103,7 +104,7 @@ def run_grid(
                 name=name,
                 storage_path=storage,
                 verbose=0,
-                callbacks=[Progress(metric, mode, epochs)],
+                callbacks=[Progress(metric, mode, epochs), StorageGuard()],
                 # two kept: Ray deletes the older one as soon as it registers a newer one, before the
                 # experiment state that names the newer one is written; a kill in between must still
                 # find the checkpoint the state names
