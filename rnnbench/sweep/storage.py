@@ -1,8 +1,8 @@
 """Storage that fills up or turns read-only mid-run: stop within seconds with one line, and leave
 what `--resume` needs to finish with nothing lost.
 
-What Ray 2.60 does by itself (measured with a 2 MB tmpfs as --storage, filled or remounted
-read-only after the first epoch; tests/test_storage_faults.py):
+What Ray 2.60 does by itself (measured with a 2-4 MB tmpfs as --storage, filled or remounted
+read-only after the first or second epoch; tests/test_storage_faults.py replays it):
 - The worker's checkpoint upload fails, the trial errors and Tune retries it (max_failures) against
   the same storage; the driver's sync of its staging folder to the storage only logs its failures.
 - That sync rewrites each file in place (open, truncate, write). On a full disk it left
@@ -15,6 +15,8 @@ read-only after the first epoch; tests/test_storage_faults.py):
   request_stop_experiment) ends every unfinished trial as TERMINATED, so a resume would skip it;
   SIGINT / SIGUSR1 keep the trials unfinished but run one more forced sync into the broken storage
   and still build the ResultGrid.
+- With the experiment state cut, a resume finds no state, restarts the experiment from the search
+  state alone, and fails in the trial namer (KeyError: 'members').
 
 So StorageGuard, a driver-side Tune callback, raises StorageError from inside Tune's loop: tune.run
 stops the trials and re-raises without another sync, and the CLI prints the one line, exit 1. It
