@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from rnnbench.config import OneLineParser, add_config_args, given_config
-from rnnbench.errors import ConfigError, DataError, ResultsError
+from rnnbench.errors import ConfigError, DataError, ResultsError, StorageError
 from rnnbench.tasks import HOWS, Task, get_task
 
 # Fusing members pays on a GPU; on 2 CPU cores running members as separate trials side by side was
@@ -109,6 +109,9 @@ def main(task_name: str, doc: str, argv: Sequence[str] | None = None) -> int:
         return run(task, args)
     except (ConfigError, DataError, ResultsError) as error:
         fail(str(error))
+    except StorageError as error:  # mid-run: the run stopped and can be resumed; 1 = errored (sweep/summary.py)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 def run(task: Task, args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from rnnbench.errors import ConfigError, ResultsError
 from rnnbench.results.load import trial_overview
 from rnnbench.sweep.members import MEMBERS, trial_name
 from rnnbench.sweep.runtime import experiment_path
+from rnnbench.sweep.storage import StorageGuard
 
 BOARD = "rnnbench-batch-board"  # the named actor; names live in the driver's job namespace, one per sweep
 STATUS_EVERY_S = "RNNBENCH_STATUS_EVERY_S"  # environment: seconds between status lines (default 20)
@@ -189,7 +190,7 @@ def run_grid(
                 name=name,
                 storage_path=storage,
                 verbose=0,
-                callbacks=[Progress(metric, mode, epochs)],
+                callbacks=[Progress(metric, mode, epochs), StorageGuard()],
                 # two kept: Ray deletes the older one as soon as it registers a newer one, before the
                 # experiment state that names the newer one is written; a kill in between must still
                 # find the checkpoint the state names

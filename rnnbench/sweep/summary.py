@@ -35,7 +35,7 @@ def exit_code(path: str) -> int:
     status = trial_overview(path)["status"]
     unfinished = int((~status.isin(["finished", "diverged", "errored"])).sum())
     errored = int((status == "errored").sum())
-    again = _again()
+    again = resume_command()
     if unfinished:
         print(f"interrupted: {unfinished} of {len(status)} members unfinished; continue with: {again}", file=sys.stderr)
         return INTERRUPTED
@@ -48,6 +48,6 @@ def exit_code(path: str) -> int:
     return 0
 
 
-def _again() -> str:
+def resume_command() -> str:
     """The command that continues this run: the same one, with --resume."""
     return shlex.join([sys.executable, *sys.argv, *([] if "--resume" in sys.argv else ["--resume"])])
