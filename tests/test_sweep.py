@@ -79,6 +79,7 @@ def test_small_grid_runs_to_the_end(grid):
     assert "trials: 8/8 done" in done.stderr  # the progress line
     output = done.stdout + done.stderr  # Ray's own console output stays out (rnnbench.sweep.grid.quiet_tune_console)
     assert "driver_artifacts" not in output and "tensorboard --logdir" not in output
+    assert f"rnnbench-results {storage / 'g'} --plot figs --tensorboard tb" in done.stdout  # ours instead
 
 
 def test_confirmation_stage_continues_the_best_lr_on_the_test_split(grid, tiny_imdb):

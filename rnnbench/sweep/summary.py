@@ -25,6 +25,11 @@ def summarize(path: str, task: Task, how: str) -> int:
         df = results.load(path)
         metric = task.objective.metric if task.objective.metric in df.columns else default_metric(df)
         print(report(df, metric=metric, per=task.per, how=how), end="\n\n")
+        print(
+            f"plots, TensorBoard runs and tables: rnnbench-results {shlex.quote(str(path))} "
+            "--plot figs --tensorboard tb --export table.csv",
+            end="\n\n",
+        )
     except ResultsError as error:  # nothing to report yet: the exit code still says what happened
         print(f"no report: {error}", file=sys.stderr)
     return exit_code(path)
