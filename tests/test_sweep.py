@@ -16,6 +16,7 @@ import pytest
 from ray import tune
 
 from rnnbench import results
+from rnnbench.sweep import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = ["--embed-dim", "16", "--hidden-dim", "16"]
@@ -76,6 +77,9 @@ def test_small_grid_runs_to_the_end(grid):
     assert all(sorted(epochs) == [1, 2] for epochs in df.groupby("trial")["epoch"].apply(list))
     assert "Comparisons" in done.stdout and "mlp" in done.stdout and "95% CI" in done.stdout
     assert "trials: 8/8 done" in done.stderr  # the progress line
+    output = done.stdout + done.stderr  # Ray's own console output stays out (rnnbench.sweep.grid.quiet_tune_console)
+    assert "driver_artifacts" not in output and "tensorboard --logdir" not in output
+    assert f"rnnbench-results {storage / 'g'} --plot figs --tensorboard tb" in done.stdout  # ours instead
 
 
 def test_confirmation_stage_continues_the_best_lr_on_the_test_split(grid, tiny_imdb):
@@ -185,6 +189,32 @@ def test_existing_experiment_is_not_overwritten(grid, tiny_imdb):
     assert done.returncode == 2 and "already exists; pass --resume" in done.stderr
 
 
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--lrs", "0.1", "0.5"], "--lrs 0.1 0.5 (stored: 0.1 0.3)"),
+        (["--epochs", "3"], "--epochs 3 (stored: 2)"),
+        (["--group", "all"], "--group all (stored: none)"),
+        (["--preset", "smoke"], "--models mlp elman lstm (stored: mlp elman)"),
+    ],
+)
+def test_resume_with_other_settings_is_refused_naming_the_difference(grid, flags, named, capsys):
+    storage, _ = grid
+    spec = (storage / "g" / "rnnbench_sweep.json").read_text()
+    with pytest.raises(SystemExit) as exit:
+        cli.main("imdb", "", ["--storage", str(storage), "--name", "g", "--resume", *flags])
+    error = capsys.readouterr().err
+    assert exit.value.code == 2 and error.count("\n") == 1 and named in error and "drop those flags" in error
+    assert (storage / "g" / "rnnbench_sweep.json").read_text() == spec  # the experiment is untouched
+
+
+def test_resume_repeating_the_stored_settings_is_accepted(grid):
+    storage, _ = grid
+    again = ["--lrs", "0.1", "0.3", "--epochs", "2", "--group", "none", "--embed-dim", "16"]
+    done = sweep("imdb_grid.py", "--storage", str(storage), "--name", "g", "--resume", *again, "--dry-run", timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_grammar_grid_needs_no_data_and_reports_every_temperature(tmp_path):
     done = sweep(
         "grammar_grid.py",
@@ -273,6 +303,12 @@ def test_errored_trials_end_the_sweep_non_zero_with_the_resume_command(tmp_path)
     )
     assert done.returncode == 1, done.stderr[-3000:]
     assert "1 of 1 members errored" in done.stderr and "--resume" in done.stderr.splitlines()[-1]
+    again = sweep("grammar_grid.py", "--storage", str(tmp_path), "--name", "e", "--resume")
+    assert (
+        "resuming: 0 of 1 members finished (kept), 0 unfinished (continue from their last checkpoint), 1 errored (retried)"
+        in again.stderr
+    )
+    assert again.returncode == 1 and "1 of 1 members errored" in again.stderr  # retried, and failing again
 
 
 def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(tmp_path):
@@ -314,6 +350,7 @@ def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(tmp_path):
     assert "interrupted:" in err and "--resume" in err.splitlines()[-1]
     resumed = sweep("grammar_grid.py", "--storage", str(tmp_path), "--name", "c", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming: " in resumed.stderr and " 0 unfinished" not in resumed.stderr
     df = results.load(tmp_path / "c")
     assert all(sorted(epochs) == [1, 2, 3] for _, epochs in df.groupby("trial")["epoch"]) and len(df) == 9
 

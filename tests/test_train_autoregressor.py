@@ -1,10 +1,13 @@
+import copy
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from rnnbench import metrics
 from rnnbench.data.grammars import END, START, GrammarData, is_valid
+from rnnbench.data.vocab import PAD
 from rnnbench.errors import ConfigError
 from rnnbench.sampling import pick_tokens, sample
 from rnnbench.train.autoregressor import GrammarConfig, GrammarRun
@@ -116,16 +119,27 @@ def test_pick_tokens_temperature():
     assert cold[2] == pytest.approx(torch.softmax(logits[0] / 0.25, 0)[2].item(), abs=0.01) and cold[2] > shares[2]
 
 
-def test_masking_switch(brackets_data):
-    """Unmasked, the `.pad` targets behind `.end` count as targets: with random batches (many of
-    them) the loss optimised differs from the masked one, while the real-token loss stays comparable."""
-    config = dict(SMALL, n=600, epochs=1, batching="random")
-    masked = next(GrammarRun(GrammarConfig(**config)).epochs())
-    unmasked = next(GrammarRun(GrammarConfig(**config, mask_padding=False)).epochs())
-    for result in (masked, unmasked):
-        assert math.isfinite(result[metrics.LOSS_PER_TOKEN]) and not result[metrics.DIVERGED]
-    assert masked[metrics.TRAIN_LOSS_SUM] != unmasked[metrics.TRAIN_LOSS_SUM]
-    assert masked[metrics.LOSS_PER_TOKEN] != unmasked[metrics.LOSS_PER_TOKEN]
+@pytest.mark.parametrize("mask_padding", [True, False])
+def test_masking_switch_decides_which_targets_the_loss_counts(brackets_data, mask_padding):
+    """One batch holding the whole training set, so the epoch's loss is the loss of that batch at
+    the initial weights: masked, the mean over real targets only; unmasked, the mean over every
+    target including the `.pad` ones behind `.end` (computed here independently)."""
+    config = GrammarConfig(**{**SMALL, "epochs": 1, "batch_size": SMALL["n"], "mask_padding": mask_padding})
+    run = GrammarRun(config, brackets_data)
+    initial = copy.deepcopy(run.model)
+    result = next(run.epochs())
+    padded, _ = brackets_data.train.pad(np.arange(SMALL["n"]))
+    batch = torch.from_numpy(padded)
+    with torch.no_grad():
+        logits, _ = initial(batch[:, :-1])
+    targets = batch[:, 1:].flatten()
+    per_token = torch.nn.functional.cross_entropy(logits.flatten(0, 1), targets, reduction="none")
+    real = targets != PAD
+    assert 0 < real.sum() < len(targets)  # the batch really holds padding targets
+    expected = per_token[real].mean() if mask_padding else per_token.mean()
+    assert result[metrics.TRAIN_LOSS_SUM] == pytest.approx(expected.item(), rel=1e-5)
+    # the reported loss per token counts real tokens either way
+    assert result[metrics.LOSS_PER_TOKEN] == pytest.approx(per_token[real].mean().item(), rel=1e-5)
 
 
 def test_gradient_clipping_bounds_each_step(brackets_data):

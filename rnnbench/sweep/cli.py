@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from rnnbench.config import OneLineParser, add_config_args, given_config
-from rnnbench.errors import ConfigError, DataError, ResultsError
+from rnnbench.errors import ConfigError, DataError, ResultsError, StorageError
 from rnnbench.tasks import HOWS, Task, get_task
 
 # Fusing members pays on a GPU; on 2 CPU cores running members as separate trials side by side was
@@ -108,6 +109,9 @@ def main(task_name: str, doc: str, argv: Sequence[str] | None = None) -> int:
         return run(task, args)
     except (ConfigError, DataError, ResultsError) as error:
         fail(str(error))
+    except StorageError as error:  # mid-run: the run stopped and can be resumed; 1 = errored (sweep/summary.py)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 def run(task: Task, args: argparse.Namespace) -> int:
@@ -149,6 +153,7 @@ def run(task: Task, args: argparse.Namespace) -> int:
     resume = False
     if args.resume:
         spec, resume = stored_run(path)
+        check_same_grid(task, args, preset, spec, path)
         base, axes, grouping = config_cls(**spec["base"]), spec["axes"], spec["group"]
     else:
         axes = {flag: list(getattr(args, flag) or preset.get(flag) or task.grid[flag]) for flag in task.axes}
@@ -232,6 +237,31 @@ def check_resources(args: argparse.Namespace) -> None:
         raise ConfigError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial:g}")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+
+
+def check_same_grid(task: Task, args: argparse.Namespace, preset: dict[str, Any], spec: dict[str, Any], path: str) -> None:
+    """On --resume the grid and every trial setting come from the stored spec; a flag that asks
+    for something else is refused, naming the difference, rather than silently ignored. (Changing
+    a grid part-way would mix members trained under different settings in one experiment.)"""
+    given = {**preset, **{flag: getattr(args, flag) for flag in task.axes if getattr(args, flag) is not None}}
+    given.update(given_config(task.load("config"), args))
+    stored = {**spec["base"], **spec["axes"]}
+    clashes = [
+        f"--{key.replace('_', '-')} {_shown(value)} (stored: {_shown(stored.get(key))})"
+        for key, value in given.items()
+        if json.loads(json.dumps(value)) != stored.get(key)
+    ]
+    if args.group not in ("auto", spec["group"]):
+        clashes.append(f"--group {args.group} (stored: {spec['group']})")
+    if clashes:
+        raise ConfigError(
+            f"the experiment at {path} was made with other settings: {'; '.join(clashes)}; drop those flags to "
+            "resume it, or pass another --name for a new experiment"
+        )
+
+
+def _shown(value: Any) -> str:
+    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def check_grid(task: Task, base: Any, axes: dict[str, list]) -> None:

@@ -3,27 +3,76 @@ or resumes it (the members and their grouping into trials are in rnnbench.sweep.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+import ray
 from ray import tune
 
+from rnnbench.errors import ConfigError, ResultsError
+from rnnbench.results.load import trial_overview
 from rnnbench.sweep.members import MEMBERS, trial_name
 from rnnbench.sweep.recovery import CheckpointFallback, with_fallback
 from rnnbench.sweep.runtime import experiment_path
+from rnnbench.sweep.storage import StorageGuard
+
+BOARD = "rnnbench-batch-board"  # the named actor; names live in the driver's job namespace, one per sweep
+STATUS_EVERY_S = "RNNBENCH_STATUS_EVERY_S"  # environment: seconds between status lines (default 20)
+PER_TRIAL = 3  # at most this many running trials get their own progress on the status line, more a mean
+BOARD_TIMEOUT_S = 0.2  # the status line waits this long for the board, else goes without it (Tune warns of a step over 0.5 s)
+
+
+@ray.remote(num_cpus=0)
+class BatchBoard:
+    """Where each running trial is in its current epoch, {trial id: (epoch, batches done, batches)}:
+    trials post to it (rnnbench.sweep.trainable) and the status line reads it. A Tune result per
+    batch would do the same but add result rows and wake the schedulers; a file would not reach
+    the driver from another node."""
+
+    def __init__(self) -> None:
+        self.places: dict[str, tuple[int, int, int]] = {}
+
+    def post(self, trial_id: str, epoch: int, done: int, total: int) -> None:
+        self.places[trial_id] = (epoch, done, total)
+
+    def read(self) -> dict[str, tuple[int, int, int]]:
+        return self.places
+
+
+def status_every_s() -> float:
+    """The status line's interval: $RNNBENCH_STATUS_EVERY_S, else 20 s."""
+    value = os.environ.get(STATUS_EVERY_S, "20")
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:
+        raise ConfigError(f"{STATUS_EVERY_S} must be a number of seconds >= 0, got {value!r}; set it to e.g. 20")
+    return seconds
 
 
 class Progress(tune.Callback):
     """One status line at most every `every_s` seconds: trials and members done / running /
-    pending, the best member so far and an ETA from the member-epochs still to run."""
+    pending, how far the running trials are into their current epoch, the best member so far and
+    an ETA from the member-epochs still to run."""
 
-    def __init__(self, metric: str, mode: str, epochs: int, every_s: float = 20.0):
-        self.metric, self.sign, self.epochs, self.every_s = metric, (1 if mode == "max" else -1), epochs, every_s
+    def __init__(self, metric: str, mode: str, epochs: int, every_s: float | None = None):
+        self.metric, self.sign, self.epochs = metric, (1 if mode == "max" else -1), epochs
+        self.every_s = status_every_s() if every_s is None else every_s
         self.start = time.monotonic()
         self.last = 0.0
         self.first_done: int | None = None
+        self.board: Any = None  # the BatchBoard's handle, from setup() on (it lives while we hold it)
+
+    def setup(self, **info: Any) -> None:
+        """Called as the experiment (re)starts: the clock for the ETA starts now, and the board the
+        trials post their batches to is created before any trial starts."""
+        self.start = time.monotonic()
+        self.board = BatchBoard.options(name=BOARD, get_if_exists=True).remote()
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         now = time.monotonic()
@@ -33,6 +82,9 @@ class Progress(tune.Callback):
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         print(self.line(trials, time.monotonic()), file=sys.stderr, flush=True)
+        if self.board is not None:
+            ray.kill(self.board)
+            self.board = None
 
     def line(self, trials: list, now: float) -> str:
         status = [trial.status for trial in trials]
@@ -49,6 +101,12 @@ class Progress(tune.Callback):
             f"[{time.strftime('%H:%M:%S')}] trials: {sum(s in ('TERMINATED', 'ERROR') for s in status)}/{len(trials)} done, "
             f"{status.count('RUNNING')} running, {status.count('PENDING')} pending; member-epochs {epochs_done}/{total}"
         )
+        # within-epoch shares are shown, not used for the ETA: early in a trial they mostly measure its start-up
+        within = self.within_epoch([trial for trial in trials if trial.status == "RUNNING"])
+        if len(within) > PER_TRIAL:
+            text += f", in progress {len(within)} trials: {100 * sum(within.values()) / len(within):.0f}% of their epoch"
+        elif within:
+            text += ", in progress: " + ", ".join(f"{trial} {100 * share:.0f}%" for trial, share in within.items())
         scored = {
             n: r[self.metric]
             for n, r in reports.items()
@@ -61,6 +119,33 @@ class Progress(tune.Callback):
         if 0 < ran and epochs_done < total:
             text += f" | ETA {(now - self.start) / ran * (total - epochs_done) / 60:.0f} min"
         return text
+
+    def within_epoch(self, running: list) -> dict[Any, float]:
+        """Each running trial's share of its current epoch's batches done, from the board; a trial
+        that posted nothing yet, or whose last post is from an epoch it has since reported, is left out."""
+        if not running or self.board is None:
+            return {}
+        try:
+            places = ray.get(self.board.read.remote(), timeout=BOARD_TIMEOUT_S)
+        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
+            return {}  # a busy or lost board costs this line its within-epoch part, never the sweep
+        shares = {}
+        for trial in running:
+            epoch, done, total = places.get(trial.trial_id, (0, 0, 1))
+            if epoch > int((trial.last_result or {}).get("epoch", 0)):
+                shares[trial] = done / total
+        return shares
+
+
+def quiet_tune_console() -> None:
+    """Our status line and summary are the sweep's console output. Tune's newer output engine
+    prints a config box and a `tensorboard --logdir` hint into Ray's temp folder at the start of
+    every experiment even at verbose=0 (ray/tune/experimental/output.py, Ray 2.60); its legacy
+    engine, chosen by Ray's RAY_AIR_NEW_OUTPUT=0, prints nothing at verbose=0. Tune's own
+    warnings and errors still come through its loggers; only the INFO line naming the folder we
+    already named at the start is dropped. A RAY_AIR_NEW_OUTPUT set by the user wins."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    logging.getLogger("ray.tune.tune").setLevel(logging.WARNING)
 
 
 def run_grid(
@@ -83,9 +168,11 @@ def run_grid(
 ) -> tune.ResultGrid:
     """Run (or resume) one experiment at `storage/name` and wait for it to finish. A search passes
     its own search algorithm, scheduler and number of samples."""
+    quiet_tune_console()
     wrapped = tune.with_resources(trainable, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     path = experiment_path(storage, name)
     if resume:
+        print(resume_plan(path), file=sys.stderr, flush=True)
         tuner = with_fallback(tune.Tuner.restore(path, wrapped, resume_unfinished=True, resume_errored=True))
     else:
         tuner = tune.Tuner(
@@ -105,7 +192,7 @@ def run_grid(
                 storage_path=storage,
                 verbose=0,
                 # pickled with the experiment, so Tuner.restore brings them back on --resume
-                callbacks=[Progress(metric, mode, epochs), CheckpointFallback()],
+                callbacks=[Progress(metric, mode, epochs), StorageGuard(), CheckpointFallback()],
                 # two kept: Ray deletes the older one as soon as it registers a newer one, before the
                 # experiment state that names the newer one is written; with two, only a kill after
                 # every other registration finds the checkpoint the state names gone, and
@@ -115,3 +202,18 @@ def run_grid(
             ),
         )
     return tuner.fit()
+
+
+def resume_plan(path: str) -> str:
+    """What a --resume will do with each member, by its stored status: Ray keeps finished (and
+    diverged) members, continues unfinished ones and retries errored ones."""
+    try:
+        status = trial_overview(path)["status"]
+    except ResultsError:  # Ray's state exists but no trial folder yet: everything starts
+        return "resuming: no member has started yet"
+    finished = int(status.isin(["finished", "diverged"]).sum())
+    errored = int((status == "errored").sum())
+    return (
+        f"resuming: {finished} of {len(status)} members finished (kept), {len(status) - finished - errored} "
+        f"unfinished (continue from their last checkpoint), {errored} errored (retried)"
+    )

@@ -4,6 +4,7 @@ and the storage before anything starts, and the small spec file that makes --res
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -17,6 +18,7 @@ import ray
 from ray import tune
 
 from rnnbench.errors import ConfigError
+from rnnbench.sweep.storage import FAULTS, describe, repair
 
 SPEC_FILE = "rnnbench_sweep.json"  # the grid and base config, so --resume needs only --name
 
@@ -119,10 +121,18 @@ def filesystem(path: str) -> tuple[pyarrow.fs.FileSystem, str]:
 
 
 def write_spec(path: str, spec: dict[str, Any]) -> None:
+    """Write the spec whole or not at all (a temp file renamed over it): a full disk must not
+    leave a cut spec that --resume cannot read."""
     fs, folder = filesystem(path)
     fs.create_dir(folder, recursive=True)
-    with fs.open_output_stream(f"{folder}/{SPEC_FILE}") as out:
-        out.write(json.dumps(spec, indent=1).encode())
+    tmp = f"{folder}/.{SPEC_FILE}.tmp-{uuid.uuid4().hex}"
+    try:
+        with fs.open_output_stream(tmp) as out:
+            out.write(json.dumps(spec, indent=1).encode())
+        fs.move(tmp, f"{folder}/{SPEC_FILE}")
+    finally:
+        with contextlib.suppress(OSError):
+            fs.delete_file(tmp)
 
 
 def read_spec(path: str) -> dict[str, Any]:
@@ -137,7 +147,15 @@ def read_spec(path: str) -> dict[str, Any]:
 def stored_run(path: str) -> tuple[dict[str, Any], bool]:
     """The spec of the experiment to resume, and whether Ray holds any state of it yet. A driver
     killed after writing the spec but before Ray's first experiment checkpoint leaves only the
-    spec: the run then starts over from it."""
+    spec: the run then starts over from it. Files a full disk left cut are repaired first."""
+    folder = local_storage(path)
+    if folder is not None and folder.is_dir():
+        try:
+            repair(folder)
+        except OSError as error:
+            if error.errno not in FAULTS:
+                raise
+            raise SweepError(describe(folder.parent, error.errno)) from None
     started = experiment_exists(path)
     try:
         return read_spec(path), started

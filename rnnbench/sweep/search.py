@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rnnbench.config import OneLineParser, add_config_args, given_config
-from rnnbench.errors import ConfigError, DataError, ResultsError
+from rnnbench.errors import ConfigError, DataError, ResultsError, StorageError
 from rnnbench.sweep.cli import add_run_args, check_resources, fail, keep_private_ray_on_loopback
 from rnnbench.sweep.members import MEMBERS, NAME
 from rnnbench.tasks import HOWS, TASKS, Task, get_task
@@ -91,6 +91,9 @@ def main(doc: str, argv: Sequence[str] | None = None) -> int:
         return run(task, args)
     except (ConfigError, DataError, ResultsError) as error:
         fail(str(error))
+    except StorageError as error:  # mid-run: the run stopped and can be resumed; 1 = errored (sweep/summary.py)
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 def definition(task: Task, args: argparse.Namespace, stored: dict[str, Any] | None) -> dict[str, Any]:

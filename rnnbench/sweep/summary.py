@@ -25,6 +25,11 @@ def summarize(path: str, task: Task, how: str) -> int:
         df = results.load(path)
         metric = task.objective.metric if task.objective.metric in df.columns else default_metric(df)
         print(report(df, metric=metric, per=task.per, how=how), end="\n\n")
+        print(
+            f"plots, TensorBoard runs and tables: rnnbench-results {shlex.quote(str(path))} "
+            "--plot figs --tensorboard tb --export table.csv",
+            end="\n\n",
+        )
     except ResultsError as error:  # nothing to report yet: the exit code still says what happened
         print(f"no report: {error}", file=sys.stderr)
     return exit_code(path)
@@ -35,7 +40,7 @@ def exit_code(path: str) -> int:
     status = trial_overview(path)["status"]
     unfinished = int((~status.isin(["finished", "diverged", "errored"])).sum())
     errored = int((status == "errored").sum())
-    again = _again()
+    again = resume_command()
     if unfinished:
         print(f"interrupted: {unfinished} of {len(status)} members unfinished; continue with: {again}", file=sys.stderr)
         return INTERRUPTED
@@ -48,6 +53,6 @@ def exit_code(path: str) -> int:
     return 0
 
 
-def _again() -> str:
+def resume_command() -> str:
     """The command that continues this run: the same one, with --resume."""
     return shlex.join([sys.executable, *sys.argv, *([] if "--resume" in sys.argv else ["--resume"])])

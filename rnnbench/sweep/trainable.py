@@ -4,7 +4,8 @@ A config dict comes in (the task, the settings all members share, and `members`:
 name and own values); once per epoch one result goes out holding every member's metrics under
 `members`, the seed-mean of the objective at the top level (for schedulers, searchers and the
 status line), and one checkpoint folder with a solo-compatible state file per member. After a
-crash the trial resumes from `tune.get_checkpoint()`.
+crash the trial resumes from `tune.get_checkpoint()`. Within an epoch, the trial posts its batches
+done to the driver's BatchBoard (rnnbench.sweep.grid), not as results.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import math
 import statistics
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ import torch
 from ray import tune
 
 from rnnbench.errors import ConfigError
+from rnnbench.sweep.grid import BOARD
 from rnnbench.sweep.members import MEMBERS, NAME
 from rnnbench.tasks import RESTORE_FROM, Task, get_task
 from rnnbench.train.common import load_checkpoint, save_checkpoint
@@ -31,6 +34,7 @@ TASK = "task"  # config key: the registry name of the task
 PARENT = "parent_experiment"  # config key: the experiment a confirmation stage continues
 SCORE = "score"  # result key: the objective so far (the best or the latest seed-mean, by `how`)
 SCORE_FILE = "score.json"  # beside the members' states in a checkpoint
+POST_EVERY_S = 2.0  # a trial posts its batch progress at most this often (the status line prints every 20 s)
 
 
 def config_of(cls: type, config: dict[str, Any]) -> Any:
@@ -73,18 +77,24 @@ def train_group(config: dict[str, Any], data: Any = None, metric: str = "", mode
     task = get_task(config[TASK])
     members = config[MEMBERS]
     group = make_group(task, member_configs(task, config), data)
-    sign, best = (1 if mode == "max" else -1), None
+    sign, best, states = (1 if mode == "max" else -1), None, []
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
-        group.load_state_dict({MEMBERS: _read_states(checkpoint, members)})
+        states = _read_states(checkpoint, members)
         with checkpoint.as_directory() as folder:  # the score so far, so a resumed peak still sees earlier epochs
             best = json.loads((Path(folder) / SCORE_FILE).read_text())[SCORE]
     elif any(RESTORE_FROM in member for member in members):
-        group.load_state_dict({MEMBERS: [_read_states(tune.Checkpoint(m[RESTORE_FROM]), [m])[0] for m in members]})
+        states = [_read_states(tune.Checkpoint(m[RESTORE_FROM]), [m])[0] for m in members]
+    if states:
+        group.load_state_dict({MEMBERS: states})
+    poster = BatchPoster.connect(max((int(state["epoch"]) for state in states), default=0))
+    group.on_batch = poster
     for reports in group.epochs():
         named = {members[i][NAME]: report for i, report in reports.items()}
         values = [r[metric] for r in named.values() if isinstance(r.get(metric), (int, float)) and math.isfinite(r[metric])]
         summary: dict[str, Any] = {"epoch": max(int(r["epoch"]) for r in named.values()), MEMBERS: named}
+        if poster is not None:
+            poster.epoch = summary["epoch"]
         if values:
             mean = statistics.fmean(values)
             best = mean if best is None or how == "final" or sign * mean > sign * best else best
@@ -94,6 +104,33 @@ def train_group(config: dict[str, Any], data: Any = None, metric: str = "", mode
                 save_checkpoint(state, Path(folder) / f"{member[NAME]}.pt")
             (Path(folder) / SCORE_FILE).write_text(json.dumps({SCORE: best}))
             tune.report(summary, checkpoint=tune.Checkpoint.from_directory(folder))
+
+
+class BatchPoster:
+    """The group's `on_batch` hook in a trial: posts (epoch in progress, done, total) to the
+    driver's BatchBoard at most every POST_EVERY_S, and always the first and last batch of an
+    epoch. Posts are fire-and-forget: training never waits for the driver."""
+
+    def __init__(self, board: Any, trial_id: str, epoch: int):
+        self.board, self.trial_id = board, trial_id
+        self.epoch = epoch  # the last epoch reported; batches belong to the next one
+        self.last = -math.inf
+
+    @classmethod
+    def connect(cls, epoch: int) -> BatchPoster | None:
+        """A poster to the board of the sweep this trial runs in, or None when there is no board
+        (a Tuner of one's own, without rnnbench's Progress callback)."""
+        try:
+            board = ray.get_actor(BOARD)
+        except ValueError:
+            return None
+        return cls(board, tune.get_context().get_trial_id(), epoch)
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done in (1, total) or now - self.last >= POST_EVERY_S:
+            self.last = now
+            self.board.post.remote(self.trial_id, self.epoch + 1, done, total)
 
 
 def _read_states(checkpoint: tune.Checkpoint, members: list[dict[str, Any]]) -> list[dict[str, Any]]:

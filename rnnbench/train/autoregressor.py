@@ -138,7 +138,7 @@ class GrammarRun(TrainingRun):
         loss_sum = real_loss_sum = grad_norm_sum = torch.zeros((), device=self.device)
         real_tokens = 0
         start = time.perf_counter()
-        for index in batches:
+        for done, index in enumerate(batches, start=1):
             padded, lengths = train.pad(index)
             batch = torch.from_numpy(padded).to(self.device, non_blocking=True)
             inputs, targets = batch[:, :-1], batch[:, 1:].flatten()
@@ -159,6 +159,8 @@ class GrammarRun(TrainingRun):
             real_loss_sum = real_loss_sum + real_loss.detach()
             grad_norm_sum = grad_norm_sum + norm
             real_tokens += int(lengths.sum()) - len(lengths)
+            if self.on_batch is not None:
+                self.on_batch(done, len(batches))
         loss_sum_value = loss_sum.item()  # also waits for the GPU, so the timing below is honest
         seconds = time.perf_counter() - start
         loss_per_token = real_loss_sum.item() / real_tokens

@@ -132,7 +132,7 @@ class ClassifierRun(TrainingRun):
         self.model.train()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), dtype=torch.long, device=self.device)
-        for index in batches:
+        for done, index in enumerate(batches, start=1):
             tokens, lengths, labels = self._batch(train, index)
             logits = self.model(tokens, lengths)
             loss = F.cross_entropy(logits, labels)
@@ -141,6 +141,8 @@ class ClassifierRun(TrainingRun):
             self.optimizer.step()
             loss_sum += loss.detach()
             correct += (logits.argmax(1) == labels).sum()
+            if self.on_batch is not None:
+                self.on_batch(done, len(batches))
         train_loss_sum = loss_sum.item()  # also waits for the GPU, so the timing below is honest
         train_s = time.perf_counter() - start
         self.epoch += 1

@@ -1,4 +1,5 @@
-"""Pieces both training loops share: device choice, seeding, RNG state and checkpoint files."""
+"""Pieces both training loops share: device choice, seeding, RNG state, checkpoint files and the
+batch-progress hook."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
 
 from rnnbench.errors import ConfigError
+
+# Called after every training batch with (batches done, batches in the epoch), so a caller can show
+# progress within an epoch that takes minutes; the loops never wait for it or look at what it does.
+OnBatch: TypeAlias = Callable[[int, int], None]
 
 
 def require_positive(**values: float | int) -> None:
@@ -68,7 +73,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 class TrainingRun:
     """What both loops share: a config, model, optimizer, RNG, epoch counter and diverged flag,
     the epoch loop, and how a run goes into a checkpoint and comes back out of one. Subclasses set
-    these in __init__, name their config class and data loader, and define `run_epoch()`."""
+    these in __init__, name their config class and data loader, and define `run_epoch()`, which
+    calls `on_batch` (when set) after every training batch."""
 
     config_cls: type  # the run's config dataclass
     load_data: Callable[..., Any]  # (config, vocab=None) -> the data a run of that config trains on
@@ -78,6 +84,7 @@ class TrainingRun:
     rng: np.random.Generator
     epoch: int
     diverged: bool
+    on_batch: OnBatch | None = None
 
     def run_epoch(self) -> dict[str, Any]:
         raise NotImplementedError

@@ -33,7 +33,7 @@ from rnnbench.errors import ConfigError, DataError
 from rnnbench.fused import GroupClassifier, GroupSGD, stacked_ids
 from rnnbench.models import Classifier
 from rnnbench.train.classifier import EVAL_BATCH_TOKENS, ClassifierConfig, load_data
-from rnnbench.train.common import load_checkpoint, pick_device, save_checkpoint, seed_everything
+from rnnbench.train.common import OnBatch, load_checkpoint, pick_device, save_checkpoint, seed_everything
 
 MEMBER_FIELDS = ("lr", "seed", "momentum")  # each member's own; every other config field must agree
 
@@ -75,7 +75,10 @@ class GroupRun:
     """The members' fused model, grouped optimizer, batch generators and epoch counter.
 
     `members` below are positions in `configs`; `active` lists the members still training, in
-    the order of the fused model's member dimension."""
+    the order of the fused model's member dimension. `on_batch`, when set, is called after every
+    training step (one batch of every member) with (steps done, steps in the epoch)."""
+
+    on_batch: OnBatch | None = None
 
     def __init__(self, configs: Sequence[ClassifierConfig], data: TextData | None = None):
         check_group(configs)
@@ -118,10 +121,12 @@ class GroupRun:
         self.model.train()
         loss_sum = torch.zeros(len(self.active), device=self.device)
         correct = torch.zeros(len(self.active), dtype=torch.long, device=self.device)
-        for step in steps:
+        for done, step in enumerate(steps, start=1):
             losses, hits = self.train_step(step)
             loss_sum += losses
             correct += hits
+            if self.on_batch is not None:
+                self.on_batch(done, len(steps))
         train_loss_sums = loss_sum.tolist()  # also waits for the GPU, so the timing below is honest
         train_s = time.perf_counter() - start
         correct_counts = correct.tolist()

@@ -1,0 +1,133 @@
+"""Progress within an epoch: every training loop tells its `on_batch` hook of each batch, and a
+sweep's status line shows how far its running trials are into their epoch (posted by the trials
+to the driver's board actor, never as Tune results)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rnnbench import results
+from rnnbench.data.batching import make_batches
+from rnnbench.errors import ConfigError
+from rnnbench.sweep.grid import STATUS_EVERY_S, status_every_s
+from rnnbench.train.autoregressor import GrammarConfig, GrammarRun
+from rnnbench.train.classifier import ClassifierConfig, ClassifierRun, load_data
+from rnnbench.train.group import GroupRun
+from rnnbench.train.members import SerialGroup
+
+EPOCHS = 2
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Recorder:
+    """An `on_batch` hook that keeps every (done, total) it hears."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def __call__(self, done: int, total: int) -> None:
+        self.calls.append((done, total))
+
+    def epochs(self) -> list[list[tuple[int, int]]]:
+        """The calls cut into epochs: an epoch ends where `done` reaches `total`."""
+        cut, current = [], []
+        for done, total in self.calls:
+            current.append((done, total))
+            if done == total:
+                cut.append(current)
+                current = []
+        assert not current, f"an epoch's count stopped short of its total: {current[-1]}"
+        return cut
+
+
+def assert_counts_every_batch(recorder: Recorder, batches: int) -> None:
+    """Each epoch counts 1, 2, ..., batches of `batches`."""
+    assert recorder.epochs() == [[(i, batches) for i in range(1, batches + 1)]] * EPOCHS
+
+
+def batches_per_epoch(config, lengths: np.ndarray) -> int:
+    """How many batches an epoch of these sequences has (the count does not depend on the order)."""
+    return len(make_batches(config.batching, lengths, config.batch_size, np.random.default_rng(0)))
+
+
+@pytest.fixture(scope="module")
+def classifier_config(tiny_imdb) -> ClassifierConfig:
+    return ClassifierConfig(
+        model="elman", data=str(tiny_imdb), embed_dim=8, hidden_dim=8, batch_size=16, epochs=EPOCHS, device="cpu"
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_data(classifier_config):
+    return load_data(classifier_config)
+
+
+def test_classifier_loop_counts_every_batch_of_every_epoch(classifier_config, tiny_data):
+    run, recorder = ClassifierRun(classifier_config, tiny_data), Recorder()
+    run.on_batch = recorder
+    list(run.epochs())
+    assert_counts_every_batch(recorder, batches_per_epoch(classifier_config, tiny_data.train.lengths))
+
+
+def test_grammar_loop_counts_every_batch_of_every_epoch():
+    config = GrammarConfig(n=600, epochs=EPOCHS, num_samples=4, max_len=20, device="cpu")
+    run, recorder = GrammarRun(config), Recorder()
+    run.on_batch = recorder
+    list(run.epochs())
+    assert_counts_every_batch(recorder, batches_per_epoch(config, run.data.train.lengths))
+
+
+def test_fused_group_counts_every_step_of_every_epoch(classifier_config, tiny_data):
+    configs = [dataclasses.replace(classifier_config, lr=lr, seed=seed) for lr, seed in ((0.1, 0), (0.3, 1))]
+    group, recorder = GroupRun(configs, tiny_data), Recorder()
+    group.on_batch = recorder
+    list(group.epochs())
+    assert_counts_every_batch(recorder, batches_per_epoch(classifier_config, tiny_data.train.lengths))
+
+
+def test_serial_group_counts_its_members_in_turn(classifier_config, tiny_data):
+    """Two members of B batches each: the group's epoch counts 1 ... 2B of 2B."""
+    runs = [ClassifierRun(dataclasses.replace(classifier_config, seed=seed), tiny_data) for seed in (0, 1)]
+    group, recorder = SerialGroup(runs), Recorder()
+    group.on_batch = recorder
+    list(group.epochs())
+    assert_counts_every_batch(recorder, 2 * batches_per_epoch(classifier_config, tiny_data.train.lengths))
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan"])
+def test_a_bad_status_interval_is_a_one_line_error(value, monkeypatch):
+    monkeypatch.setenv(STATUS_EVERY_S, value)
+    with pytest.raises(ConfigError, match=f"{STATUS_EVERY_S} must be a number of seconds >= 0, got '{value}'"):
+        status_every_s()
+
+
+def test_status_lines_show_the_running_trials_share_of_their_epoch(tmp_path):
+    """A status line at every step of Tune's loop (interval 0): while the one trial trains its
+    epoch of 20,000 words (625 batches, seconds on a CPU), the lines show its share of it, which
+    only grows; no Tune result is added for it, and Ray's own console output stays out."""
+    grid = ["--datasets", "brackets", "--lrs", "1.0", "--seeds", "0", "--epochs", "1", "--n", "20000", "--num-samples", "10"]
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "sweeps" / "grammar_grid.py"), *grid, "--storage", str(tmp_path), "--name", "p"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, STATUS_EVERY_S: "0"},
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    shares = [int(share) for share in re.findall(r"member-epochs 0/1, in progress: brackets_lr1_seed0 (\d+)%", done.stderr)]
+    assert shares, done.stderr[-3000:]
+    assert shares == sorted(shares) and 0 <= shares[0] and shares[-1] <= 100
+    assert "trials: 1/1 done" in done.stderr
+    assert len(results.load(tmp_path / "p")) == 1  # one row for the one epoch, none for the batches
+    output = done.stdout + done.stderr
+    assert "driver_artifacts" not in output and "tensorboard --logdir" not in output
+    assert "Configuration for experiment" not in output
