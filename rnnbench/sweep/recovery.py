@@ -28,7 +28,6 @@ from ray.train._internal.storage import _exists_at_fs_path
 from ray.tune.experiment import Trial
 
 from rnnbench.sweep.members import MEMBERS, NAME
-from rnnbench.sweep.trainable import SCORE_FILE
 
 CHECKPOINT_FOLDER = re.compile(r"checkpoint_(\d+)")  # Ray's StorageContext names them checkpoint_%06d
 RESULT_FILE = "result.json"  # Ray's per-trial log of reported results, one JSON object a line
@@ -106,6 +105,8 @@ def checkpoint_index(name: str) -> int:
 
 def is_complete(fs: pyarrow.fs.FileSystem, folder: str, members: list[str]) -> bool:
     """Whether the folder holds everything the trainable reads back: the score and each member's state."""
+    from rnnbench.sweep.trainable import SCORE_FILE  # here: trainable imports grid, which imports this module
+
     files = [SCORE_FILE, *(f"{name}.pt" for name in members)]
     return all(info.type == pyarrow.fs.FileType.File for info in fs.get_file_info([posixpath.join(folder, f) for f in files]))
 
