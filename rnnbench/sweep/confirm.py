@@ -14,7 +14,7 @@ from rnnbench import metrics as M
 from rnnbench import results
 from rnnbench.sweep.grid import run_grid
 from rnnbench.sweep.members import MEMBERS, NAME, group_members
-from rnnbench.sweep.runtime import SweepError, experiment_exists, filesystem, read_spec, start_ray, write_spec
+from rnnbench.sweep.runtime import SweepError, experiment_exists, filesystem, read_spec, start_ray, stored_run, write_spec
 from rnnbench.sweep.trainable import PARENT, RESTORE_FROM, TASK, config_of, train_group
 from rnnbench.tasks import Task
 from rnnbench.train.common import load_checkpoint
@@ -57,7 +57,13 @@ def confirm(task: Task, path: str, how: str, address: str | None, run: dict[str,
     name = os.path.basename(path.rstrip("/")) + "-confirm"
     storage = path.rstrip("/").rsplit("/", 1)[0]
     confirm_path = f"{storage}/{name}"
-    resume = resume and experiment_exists(confirm_path)
+    if resume:
+        try:
+            _, resume = stored_run(confirm_path)  # repairs first what a full storage left cut
+        except SweepError:
+            if experiment_exists(confirm_path):
+                raise
+            resume = False  # nothing of the confirmation was written yet: it starts
     if experiment_exists(confirm_path) and not resume:
         raise SweepError(f"confirmation experiment {confirm_path} already exists; pass --resume to continue it")
     if not resume:

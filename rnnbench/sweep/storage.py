@@ -231,8 +231,8 @@ def repair(folder: Path) -> None:
       to whole lines (both are prefixes of the same append-only log; Ray appends to what it finds,
       so a cut last line would swallow the next epoch's line).
     - experiment state: the newest of Ray's state files and the backup bundle whose every trial
-      has its last reported epoch in its result.json and its last checkpoint folder on disk, else
-      the newest that parses (what Ray itself would take). The bundle comes with the search state
+      has its last reported epoch in its result.json (a missing checkpoint is left to
+      rnnbench.sweep.recovery), else the newest that parses (what Ray itself would take). The bundle comes with the search state
       saved with it; Ray's newer state files that lost are removed, as Ray reads the newest. With
       none readable, the state files go and the sweep starts over from its spec file.
     - params.json / params.pkl that are missing or unreadable: written again from the trial's config
@@ -274,14 +274,17 @@ class _State:
         self.order = (name, self.state["runner_data"]["_iteration"], not from_backup)
 
     def consistent(self, folder: Path) -> bool:
+        """Every trial's last reported epoch is in its result.json. A checkpoint the state names
+        but storage lacks is not a reason to roll every trial back to an older state: Ray deletes
+        it in the normal run (num_to_keep) before the newer state is written, and
+        rnnbench.sweep.recovery.CheckpointFallback repairs just that trial."""
         for trial, meta in self.trials:
             last = meta.get("last_result") or {}
             if "training_iteration" not in last:
                 continue
             trial_dir = folder / trial.get("relative_logdir", "")
             reported = {row.get("training_iteration") for row in _rows(trial_dir / "result.json")}
-            checkpoint = last.get("checkpoint_dir_name")
-            if last["training_iteration"] not in reported or (checkpoint and not (trial_dir / checkpoint).is_dir()):
+            if last["training_iteration"] not in reported:
                 return False
         return True
 
