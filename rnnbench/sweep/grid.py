@@ -23,7 +23,6 @@ from rnnbench.sweep.storage import StorageGuard
 BOARD = "rnnbench-batch-board"  # the named actor; names live in the driver's job namespace, one per sweep
 STATUS_EVERY_S = "RNNBENCH_STATUS_EVERY_S"  # environment: seconds between status lines (default 20)
 PER_TRIAL = 3  # at most this many running trials get their own progress on the status line, more a mean
-BOARD_TIMEOUT_S = 0.2  # the status line waits this long for the board, else goes without it (Tune warns of a step over 0.5 s)
 
 
 @ray.remote(num_cpus=0)
@@ -67,6 +66,8 @@ class Progress(tune.Callback):
         self.last = 0.0
         self.first_done: int | None = None
         self.board: Any = None  # the BatchBoard's handle, from setup() on (it lives while we hold it)
+        self.reading: Any = None  # the board's answer on its way, asked for by the previous line
+        self.places: dict[str, tuple[int, int, int]] = {}  # the board's latest answer
 
     def setup(self, **info: Any) -> None:
         """Called as the experiment (re)starts: the clock for the ETA starts now, and the board the
@@ -122,16 +123,23 @@ class Progress(tune.Callback):
 
     def within_epoch(self, running: list) -> dict[Any, float]:
         """Each running trial's share of its current epoch's batches done, from the board; a trial
-        that posted nothing yet, or whose last post is from an epoch it has since reported, is left out."""
+        that posted nothing yet, or whose last post is from an epoch it has since reported, is left out.
+
+        The line never waits for the board: it uses the latest answer that has arrived and asks
+        for the next one, so a busy machine makes the share one line older, never the step slower."""
         if not running or self.board is None:
             return {}
         try:
-            places = ray.get(self.board.read.remote(), timeout=BOARD_TIMEOUT_S)
-        except (ray.exceptions.GetTimeoutError, ray.exceptions.RayActorError):
-            return {}  # a busy or lost board costs this line its within-epoch part, never the sweep
+            if self.reading is not None and ray.wait([self.reading], timeout=0)[0]:
+                self.places = ray.get(self.reading)
+                self.reading = None
+            if self.reading is None:
+                self.reading = self.board.read.remote()
+        except ray.exceptions.RayActorError:
+            self.board = None  # a lost board costs the lines their within-epoch part, never the sweep
         shares = {}
         for trial in running:
-            epoch, done, total = places.get(trial.trial_id, (0, 0, 1))
+            epoch, done, total = self.places.get(trial.trial_id, (0, 0, 1))
             if epoch > int((trial.last_result or {}).get("epoch", 0)):
                 shares[trial] = done / total
         return shares

@@ -17,7 +17,6 @@ from typing import Any, NoReturn
 from rnnbench.config import add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError
 from rnnbench.tasks import TASKS, get_task
-from rnnbench.train.common import load_checkpoint
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -38,6 +37,8 @@ def format_metrics(metrics: dict[str, Any]) -> str:
 
 
 def train(args: argparse.Namespace) -> None:
+    from rnnbench.train.common import load_checkpoint  # torch: only when training, not for --help
+
     task = get_task(args.task)
     config_cls, run_cls = task.load("config"), task.load("run")
     given = given_config(config_cls, args)

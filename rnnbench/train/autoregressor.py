@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,11 +17,12 @@ import torch.nn.functional as F
 
 from rnnbench import metrics
 from rnnbench.data.batching import PAD, make_batches
-from rnnbench.data.grammars import END, START, GrammarData, check_grammar, is_valid
+from rnnbench.data.grammars import END, START, GrammarData, is_valid
 from rnnbench.errors import ConfigError
-from rnnbench.models import LM_CELLS, LanguageModel
+from rnnbench.models import LanguageModel
 from rnnbench.sampling import sample
-from rnnbench.train.common import TrainingRun, pick_device, require_positive, seed_everything
+from rnnbench.train.common import TrainingRun, pick_device, seed_everything
+from rnnbench.train.configs import GrammarConfig
 
 # How far above the uniform guess (log V nats a token) an epoch's mean loss may be before the run
 # counts as diverged. An untrained model is not exactly uniform: over 3 seeds x lstm/gru x the three
@@ -30,66 +30,6 @@ from rnnbench.train.common import TrainingRun, pick_device, require_positive, se
 # were far above it (brackets lr 10: 3.7 nats against log 6 = 1.8; lr 1e3 to 1e8: hundreds to 1e8).
 UNIFORM_SLACK = 0.25
 HELD_OUT_BATCH = 256  # held-out strings scored at once (no gradient, so bigger than training batches)
-
-
-@dataclass(frozen=True)
-class GrammarConfig:
-    """One grammar trial; the defaults are the study's settings.
-
-    batch_size 32: with SGD at lr 1.0 and a per-token mean loss, 150,000 words make ~4,700 updates
-    an epoch, which is what lets the model get near 100% valid samples within 2 epochs.
-    grad_norm is the mean over the epoch's batches of the gradient norm before clipping.
-    max_len bounds the tokens a sample may add, `.end` included."""
-
-    dataset: str = "brackets"
-    n: int = 150_000
-    lr: float = 1.0
-    epochs: int = 10
-    batch_size: int = 32
-    batching: str = "bucket"
-    seed: int = 0
-    cell: str = "lstm"  # lstm or gru (rnnbench.models.LM_CELLS)
-    num_layers: int = 1
-    embed_dim: int = 32
-    hidden_dim: int = 16
-    mask_padding: bool = True
-    clip_grad: float | None = None
-    temperatures: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
-    num_samples: int = 100
-    max_len: int = 100
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        check_grammar(self.dataset)
-        require_positive(
-            n=self.n, lr=self.lr, epochs=self.epochs, batch_size=self.batch_size, embed_dim=self.embed_dim,
-            hidden_dim=self.hidden_dim, num_samples=self.num_samples, max_len=self.max_len,
-        )  # fmt: skip
-        if self.cell not in LM_CELLS:
-            raise ConfigError(f"unknown cell {self.cell!r}; choose one of {', '.join(LM_CELLS)}")
-        if self.num_layers not in (1, 2, 3):
-            raise ConfigError(f"num_layers must be 1, 2 or 3, got {self.num_layers}; the study used 1 to 3")
-        if self.clip_grad is not None:
-            require_positive(clip_grad=self.clip_grad)
-        if self.batching not in ("bucket", "random"):
-            raise ConfigError(f"unknown batching {self.batching!r}; use 'bucket' or 'random'")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}; pass a non-negative seed")
-        if self.batch_size > self.n:
-            raise ConfigError(
-                f"batch_size {self.batch_size} is larger than the training set (n={self.n} words); "
-                "pass a batch_size <= n or a larger n"
-            )
-        object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))  # lists from JSON/flags
-        if not self.temperatures or min(self.temperatures) < 0:
-            raise ConfigError(f"temperatures must be >= 0 and not empty, got {self.temperatures}; e.g. 0 0.5 1")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"unknown device {self.device!r}; use auto, cpu or cuda[:N]")
-
-    def reported_metrics(self) -> list[str]:
-        """The metrics every epoch reports, for checking an objective before anything runs."""
-        per_t = [f(t) for t in self.temperatures for f in (metrics.synth_acc, metrics.synth_distinct, metrics.compl_acc)]
-        return [metrics.TRAIN_LOSS_SUM, metrics.LOSS_PER_TOKEN, metrics.HELD_OUT_LOSS_PER_TOKEN, metrics.GRAD_NORM, *per_t]
 
 
 def load_data(config: GrammarConfig, vocab: tuple[str, ...] | None = None) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,58 +19,11 @@ from rnnbench.data.batching import Sequences, group_batches, order_rng, token_ba
 from rnnbench.data.datasets import get_text_dataset
 from rnnbench.data.text import TextData, load_text
 from rnnbench.errors import ConfigError, DataError
-from rnnbench.models import CLASSIFIERS, Classifier
-from rnnbench.train.common import TrainingRun, pick_device, require_positive, seed_everything
+from rnnbench.models import Classifier
+from rnnbench.train.common import TrainingRun, pick_device, seed_everything
+from rnnbench.train.configs import ClassifierConfig
 
 EVAL_BATCH_TOKENS = 32_768  # evaluation needs no gradients, so it takes bigger bucketed batches
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    """One text-classifier trial (IMDB by default). Defaults are the study's settings."""
-
-    model: str = "lstm"  # mlp, elman, elman_naive, lstm or gru
-    dataset: str = "imdb"  # a text dataset of rnnbench.data.datasets
-    lr: float = 0.1
-    epochs: int = 10
-    batch_size: int = 32
-    seed: int = 0
-    momentum: float = 0.0
-    embed_dim: int = 300
-    hidden_dim: int = 300
-    batching: str = "bucket"  # bucket (similar lengths together) or random
-    order_seed: int = 0  # orders the length buckets' steps; trials trained as a group share it
-    final: bool = False  # False: train 20,000 / val 5,000; True: official train 25,000 / test 25,000
-    split_seed: int = 0  # draws the validation split; keep it fixed across trials
-    max_vocab: int | None = None
-    min_count: int = 1
-    subset: int | None = None  # train on this many reviews (and evaluate on a quarter as many)
-    data: str | None = None  # the dataset's folder or tarball; None: $RNNBENCH_<DATASET>, cache, download
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        get_text_dataset(self.dataset)  # an unknown name is a one-line error here
-        if self.model not in CLASSIFIERS:
-            raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(CLASSIFIERS)}")
-        if self.batching not in ("bucket", "random"):
-            raise ConfigError(f"unknown batching {self.batching!r}; use bucket or random")
-        require_positive(lr=self.lr, epochs=self.epochs, batch_size=self.batch_size)
-        require_positive(embed_dim=self.embed_dim, hidden_dim=self.hidden_dim, min_count=self.min_count)
-        for name in ("max_vocab", "subset"):
-            if getattr(self, name) is not None:
-                require_positive(**{name: getattr(self, name)})
-        if self.momentum < 0:
-            raise ConfigError(f"momentum must be >= 0, got {self.momentum}")
-        for name in ("seed", "order_seed"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}; pass a non-negative {name}")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"unknown device {self.device!r}; use auto, cpu or cuda[:N]")
-
-    def reported_metrics(self) -> list[str]:
-        """The metrics every epoch reports, for checking an objective before anything runs."""
-        held_out = [M.TEST_LOSS, M.TEST_ACC] if self.final else [M.VAL_LOSS, M.VAL_ACC]
-        return [M.TRAIN_LOSS, M.TRAIN_LOSS_SUM, M.TRAIN_ACC, *held_out, M.CHANCE_ACC]
 
 
 def load_data(config: ClassifierConfig, vocab: tuple[str, ...] | None = None) -> TextData:

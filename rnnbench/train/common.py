@@ -13,18 +13,9 @@ from typing import Any, TypeAlias
 import numpy as np
 import torch
 
-from rnnbench.errors import ConfigError
-
 # Called after every training batch with (batches done, batches in the epoch), so a caller can show
 # progress within an epoch that takes minutes; the loops never wait for it or look at what it does.
 OnBatch: TypeAlias = Callable[[int, int], None]
-
-
-def require_positive(**values: float | int) -> None:
-    """Raise a one-line ConfigError for the first value that is not > 0."""
-    for name, value in values.items():
-        if not value > 0:
-            raise ConfigError(f"{name} must be > 0, got {value!r}; pass a positive {name}")
 
 
 def pick_device(name: str = "auto") -> torch.device:
