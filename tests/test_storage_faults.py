@@ -147,8 +147,17 @@ def test_full_storage_stops_the_run_and_resume_finishes_it(tmpfs, clean):
     assert_resumes_to_the_clean_rows(tmpfs, clean)
 
 
+def remount_read_only(storage: Path) -> None:
+    """`mount -o remount,ro` refuses (busy) while a file on it is open for writing, as one of Ray's
+    may be at any moment: try again until no writer holds one."""
+    deadline = time.monotonic() + 60
+    while (done := subprocess.run(["mount", "-o", "remount,ro", str(storage)], capture_output=True, text=True)).returncode:
+        assert time.monotonic() < deadline, f"could not remount {storage} read-only: {done.stderr.strip()}"
+        time.sleep(0.01)
+
+
 def test_read_only_storage_stops_the_run_and_resume_finishes_it(tmpfs, clean):
-    code, err, after = fault_mid_run(tmpfs, lambda: subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True))
+    code, err, after = fault_mid_run(tmpfs, lambda: remount_read_only(tmpfs))
     assert code == 1, err[-3000:]
     assert after < 120
     assert_one_line(err, f"error: storage {tmpfs} is read-only (Read-only file system); make it writable")
