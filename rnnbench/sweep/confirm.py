@@ -7,13 +7,13 @@ import dataclasses
 import os
 from typing import Any
 
-import pyarrow.fs
 from ray import tune
 
 from rnnbench import metrics as M
 from rnnbench import results
 from rnnbench.sweep.grid import run_grid
 from rnnbench.sweep.members import MEMBERS, NAME, group_members
+from rnnbench.sweep.recovery import checkpoint_folders
 from rnnbench.sweep.runtime import SweepError, experiment_exists, filesystem, read_spec, start_ray, stored_run, write_spec
 from rnnbench.sweep.trainable import PARENT, RESTORE_FROM, TASK, config_of, train_group
 from rnnbench.tasks import Task
@@ -102,11 +102,7 @@ def confirm(task: Task, path: str, how: str, address: str | None, run: dict[str,
 def _last_checkpoint(path: str, trial: str) -> str:
     """The newest checkpoint folder of a trial, as a path or URI."""
     fs, folder = filesystem(f"{path}/{trial}")
-    found = sorted(
-        info.base_name
-        for info in fs.get_file_info(pyarrow.fs.FileSelector(folder, allow_not_found=True))
-        if info.base_name.startswith("checkpoint_")
-    )
+    found = checkpoint_folders(fs, folder)
     if not found:
         raise SweepError(f"trial {trial} of {path} has no checkpoint to continue; rerun the first stage with --resume")
     return f"{path}/{trial}/{found[-1]}"

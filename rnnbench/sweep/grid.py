@@ -13,12 +13,12 @@ from typing import Any
 import ray
 from ray import tune
 
-from rnnbench.errors import ConfigError, ResultsError
-from rnnbench.results.load import trial_overview
+from rnnbench.errors import ConfigError
 from rnnbench.sweep.members import MEMBERS, trial_name
 from rnnbench.sweep.recovery import CheckpointFallback, with_fallback
 from rnnbench.sweep.runtime import experiment_path
 from rnnbench.sweep.storage import StorageGuard
+from rnnbench.sweep.summary import resume_plan
 
 BOARD = "rnnbench-batch-board"  # the named actor; names live in the driver's job namespace, one per sweep
 STATUS_EVERY_S = "RNNBENCH_STATUS_EVERY_S"  # environment: seconds between status lines (default 20)
@@ -210,18 +210,3 @@ def run_grid(
             ),
         )
     return tuner.fit()
-
-
-def resume_plan(path: str) -> str:
-    """What a --resume will do with each member, by its stored status: Ray keeps finished (and
-    diverged) members, continues unfinished ones and retries errored ones."""
-    try:
-        status = trial_overview(path)["status"]
-    except ResultsError:  # Ray's state exists but no trial folder yet: everything starts
-        return "resuming: no member has started yet"
-    finished = int(status.isin(["finished", "diverged"]).sum())
-    errored = int((status == "errored").sum())
-    return (
-        f"resuming: {finished} of {len(status)} members finished (kept), {len(status) - finished - errored} "
-        f"unfinished (continue from their last checkpoint), {errored} errored (retried)"
-    )

@@ -18,7 +18,7 @@ import ray
 from ray import tune
 
 from rnnbench.errors import ConfigError
-from rnnbench.sweep.storage import FAULTS, describe, repair
+from rnnbench.sweep.storage import FAULTS, describe, probe, repair
 
 SPEC_FILE = "rnnbench_sweep.json"  # the grid and base config, so --resume needs only --name
 
@@ -104,11 +104,11 @@ def check_storage(storage: str) -> None:
         return
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".rnnbench-write-test-{uuid.uuid4().hex}"
-        probe.write_text("ok")
-        probe.unlink()
     except OSError as error:
         raise SweepError(f"storage {folder} is not writable ({error.strerror}); pass a writable --storage") from None
+    error = probe(folder)
+    if error is not None:
+        raise SweepError(f"storage {folder} is not writable ({error.strerror}); pass a writable --storage")
 
 
 def experiment_exists(path: str) -> bool:

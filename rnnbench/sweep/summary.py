@@ -35,22 +35,41 @@ def summarize(path: str, task: Task, how: str) -> int:
     return exit_code(path)
 
 
+def member_counts(path: str) -> tuple[int, int, int]:
+    """Members finished (a diverged member finished), unfinished and errored, by stored status."""
+    status = trial_overview(path)["status"]
+    finished = int(status.isin(["finished", "diverged"]).sum())
+    errored = int((status == "errored").sum())
+    return finished, len(status) - finished - errored, errored
+
+
 def exit_code(path: str) -> int:
     """0, INTERRUPTED or ERRORED by the members' statuses, with a line saying how to go on."""
-    status = trial_overview(path)["status"]
-    unfinished = int((~status.isin(["finished", "diverged", "errored"])).sum())
-    errored = int((status == "errored").sum())
-    again = resume_command()
+    finished, unfinished, errored = member_counts(path)
+    total, again = finished + unfinished + errored, resume_command()
     if unfinished:
-        print(f"interrupted: {unfinished} of {len(status)} members unfinished; continue with: {again}", file=sys.stderr)
+        print(f"interrupted: {unfinished} of {total} members unfinished; continue with: {again}", file=sys.stderr)
         return INTERRUPTED
     if errored:
         print(
-            f"error: {errored} of {len(status)} members errored (see error.txt in their trial folders); retry them with: {again}",
+            f"error: {errored} of {total} members errored (see error.txt in their trial folders); retry them with: {again}",
             file=sys.stderr,
         )
         return ERRORED
     return 0
+
+
+def resume_plan(path: str) -> str:
+    """What a --resume will do with each member: Ray keeps finished (and diverged) members,
+    continues unfinished ones and retries errored ones."""
+    try:
+        finished, unfinished, errored = member_counts(path)
+    except ResultsError:  # Ray's state exists but no trial folder yet: everything starts
+        return "resuming: no member has started yet"
+    return (
+        f"resuming: {finished} of {finished + unfinished + errored} members finished (kept), {unfinished} "
+        f"unfinished (continue from their last checkpoint), {errored} errored (retried)"
+    )
 
 
 def resume_command() -> str:
