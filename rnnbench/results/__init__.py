@@ -11,23 +11,40 @@ Metric, compared column and epoch rule default to the task's (rnnbench.tasks).
     list_experiments("~/ray_results")                    # what a storage folder holds
 """
 
+import importlib
+
 from rnnbench.errors import ResultsError, ResultsWarning
 from rnnbench.results.compare import Comparison, compare, compare_values, comparisons, probability_of_improvement, welch
 from rnnbench.results.listing import list_experiments, render_listing
 from rnnbench.results.load import STATUSES, load, trial_overview
-from rnnbench.results.plots import (
-    curves_figure,
-    learning_curves,
-    lr_figure,
-    lr_grid,
-    pair_figure,
-    temperature_curves,
-    temperature_figure,
-)
 from rnnbench.results.report import caption, display, markdown, render, write_frame
 from rnnbench.results.stats import aggregate, bootstrap_interval, bounded_t_interval, t_interval
 from rnnbench.results.table import best, cells_at_epoch, per_trial, summary_table
-from rnnbench.results.tensorboard import export_tensorboard
+
+# matplotlib and tensorboard take about a second to import: their names load on first use, so
+# `rnnbench-results --help`, `load` and the tables do not pay for them.
+_LAZY = {
+    **dict.fromkeys(
+        (
+            "curves_figure",
+            "learning_curves",
+            "lr_figure",
+            "lr_grid",
+            "pair_figure",
+            "temperature_curves",
+            "temperature_figure",
+        ),
+        "rnnbench.results.plots",
+    ),
+    "export_tensorboard": "rnnbench.results.tensorboard",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Comparison",

@@ -18,10 +18,8 @@ from rnnbench.results.columns import default_how, default_metric, default_per, e
 from rnnbench.results.compare import comparisons
 from rnnbench.results.listing import list_experiments, render_listing
 from rnnbench.results.load import load
-from rnnbench.results.plots import learning_curves, lr_grid, temperature_columns, temperature_curves
 from rnnbench.results.report import FORMATS, render, wrap, write_frame
 from rnnbench.results.table import best, summary_table
-from rnnbench.results.tensorboard import export_tensorboard
 
 
 def parser() -> argparse.ArgumentParser:
@@ -124,12 +122,16 @@ def run(args: argparse.Namespace) -> tuple[str, list[Path]]:
         else:
             written.append(write_frame(df, path))
     if args.plot:
+        from rnnbench.results.plots import learning_curves, lr_grid, temperature_columns, temperature_curves
+
         written += learning_curves(df, args.plot, metric=metric, per=per, how=how, ci=args.ci, seeds=args.seeds)
         if "lr" in df.columns:
             written += lr_grid(df, args.plot, metric=metric, per=per, how=how, ci=args.ci)
         if temperature_columns(df):
             written += temperature_curves(df, args.plot, per=per, ci=args.ci)
     if args.tensorboard:
+        from rnnbench.results.tensorboard import export_tensorboard
+
         export_tensorboard(df, args.tensorboard, by=args.by, ci=args.ci)
         written.append(Path(args.tensorboard))
     return text, written

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
+from scipy.special import stdtrit  # Student t's inverse CDF, without scipy.stats' 1 s import
 
 from rnnbench import metrics as m
 from rnnbench.errors import ResultsError
@@ -61,7 +61,7 @@ def t_interval(
     because one seed says nothing about spread (a zero-width interval would lie)."""
     mean, std, n = (np.asarray(x, dtype=float) for x in (mean, std, n))
     with np.errstate(invalid="ignore", divide="ignore"):
-        half = sps.t.ppf((1 + ci) / 2, n - 1) * std / np.sqrt(n)
+        half = stdtrit(n - 1, (1 + ci) / 2) * std / np.sqrt(n)
     half = np.where(n >= 2, half, np.nan)
     return mean - half, mean + half
 
