@@ -12,18 +12,11 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-from rnnbench.config import add_config_args, given_config
+from rnnbench.config import OneLineParser, add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError
 from rnnbench.tasks import TASKS, get_task
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one `error:` line naming it (no usage block), exit 2, like the sweeps."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {message}; see {self.prog} --help\n")
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:

@@ -21,6 +21,21 @@ def require_positive(**values: float | int) -> None:
             raise ConfigError(f"{name} must be > 0, got {value!r}; pass a positive {name}")
 
 
+def require_non_negative(**values: float | int) -> None:
+    """Raise a one-line ConfigError for the first value that is < 0."""
+    for name, value in values.items():
+        if value < 0:
+            raise ConfigError(f"{name} must be >= 0, got {value!r}; pass a non-negative {name}")
+
+
+def check_batching_and_device(batching: str, device: str) -> None:
+    """The two names both loops take: how batches are cut, and where the trial runs."""
+    if batching not in ("bucket", "random"):
+        raise ConfigError(f"unknown batching {batching!r}; use 'bucket' or 'random'")
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]")
+
+
 @dataclass(frozen=True)
 class ClassifierConfig:
     """One text-classifier trial (IMDB by default). Defaults are the study's settings."""
@@ -50,20 +65,13 @@ class ClassifierConfig:
         get_text_dataset(self.dataset)  # an unknown name is a one-line error here
         if self.model not in CLASSIFIERS:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(CLASSIFIERS)}")
-        if self.batching not in ("bucket", "random"):
-            raise ConfigError(f"unknown batching {self.batching!r}; use bucket or random")
+        check_batching_and_device(self.batching, self.device)
         require_positive(lr=self.lr, epochs=self.epochs, batch_size=self.batch_size)
         require_positive(embed_dim=self.embed_dim, hidden_dim=self.hidden_dim, min_count=self.min_count)
         for name in ("max_vocab", "subset"):
             if getattr(self, name) is not None:
                 require_positive(**{name: getattr(self, name)})
-        if self.momentum < 0:
-            raise ConfigError(f"momentum must be >= 0, got {self.momentum}")
-        for name in ("seed", "order_seed"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}; pass a non-negative {name}")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"unknown device {self.device!r}; use auto, cpu or cuda[:N]")
+        require_non_negative(momentum=self.momentum, seed=self.seed, order_seed=self.order_seed)
 
     def reported_metrics(self) -> list[str]:
         """The metrics every epoch reports, for checking an objective before anything runs."""
@@ -112,10 +120,8 @@ class GrammarConfig:
             raise ConfigError(f"num_layers must be 1, 2 or 3, got {self.num_layers}; the study used 1 to 3")
         if self.clip_grad is not None:
             require_positive(clip_grad=self.clip_grad)
-        if self.batching not in ("bucket", "random"):
-            raise ConfigError(f"unknown batching {self.batching!r}; use 'bucket' or 'random'")
-        if self.seed < 0:
-            raise ConfigError(f"seed must be >= 0, got {self.seed}; pass a non-negative seed")
+        check_batching_and_device(self.batching, self.device)
+        require_non_negative(seed=self.seed)
         if self.batch_size > self.n:
             raise ConfigError(
                 f"batch_size {self.batch_size} is larger than the training set (n={self.n} words); "
@@ -124,8 +130,6 @@ class GrammarConfig:
         object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))  # lists from JSON/flags
         if not self.temperatures or min(self.temperatures) < 0:
             raise ConfigError(f"temperatures must be >= 0 and not empty, got {self.temperatures}; e.g. 0 0.5 1")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"unknown device {self.device!r}; use auto, cpu or cuda[:N]")
 
     def reported_metrics(self) -> list[str]:
         """The metrics every epoch reports, for checking an objective before anything runs."""
