@@ -22,10 +22,10 @@ from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
-from rnnbench.sweep.seed_study import storage_url
 
 from rnnbench import metrics as M
 from rnnbench import results
+from rnnbench.sweep.study import STUDY_NAME, journal
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC = M.synth_acc(1.0)
@@ -43,10 +43,10 @@ def script(name: str, *args: str) -> float:
     return time.perf_counter() - start
 
 
-def trials_to_reach(path: Path, name: str, target: float) -> tuple[int | None, int, dict[str, int]]:
+def trials_to_reach(path: Path, target: float) -> tuple[int | None, int, dict[str, int]]:
     """Ray trials spent up to the first configuration scoring >= target (None if none did), the
     configurations tried, and their outcomes."""
-    trials = optuna.load_study(study_name=name, storage=storage_url(path)).get_trials(deepcopy=False)
+    trials = optuna.load_study(study_name=STUDY_NAME, storage=journal(path)).get_trials(deepcopy=False)
     hit = next((t.number for t in trials if t.state == TrialState.COMPLETE and t.value >= target), None)
     outcomes = {
         s.name.lower(): sum(t.state == s for t in trials) for s in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -104,15 +104,15 @@ def main() -> None:
             "--name",
             name,
         )
-        needed, tried, outcomes = trials_to_reach(storage / name, name, target)
+        needed, tried, outcomes = trials_to_reach(storage / name, target)
         df = results.load(storage / name)
         epochs = int(df["epoch"].notna().sum())
-        study = optuna.load_study(study_name=name, storage=storage_url(storage / name))
+        study = optuna.load_study(study_name=STUDY_NAME, storage=journal(storage / name))
         top = study.best_trial
         print(
             f"search sampler seed {seed}: {tried} configurations {outcomes}, {df['trial'].nunique()} trials, "
-            f"{epochs} trial-epochs, {seconds:.0f} s; best lr {top.params['lr']:.4g}: {top.value:.4f} ± "
-            f"{top.user_attrs['std']:.4f}; trials to reach the target: {needed if needed else 'not reached'}"
+            f"{epochs} trial-epochs, {seconds:.0f} s; best lr {top.params['lr']:.4g}: {top.value:.4f} (seed-mean, peak)"
+            f"; trials to reach the target: {needed if needed else 'not reached'}"
         )
     print(f"experiments in {storage}")
 

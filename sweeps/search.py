@@ -7,7 +7,8 @@ a stock scheduler (median stopping rule or ASHA) stops configurations whose seed
     python sweeps/search.py --task imdb --model lstm --batch-sizes 32 64 --compare-grid results/imdb_grid
 
 Results load like a grid's: rnnbench.results.load(<storage>/<name>) has one row per seed and epoch,
-`group` naming the configuration; rnnbench.sweep.search.load_study(<storage>/<name>) is the Optuna study.
+`group` naming the configuration. The Optuna study is in the experiment's study.journal:
+optuna.load_study(study_name="search", storage=rnnbench.sweep.study.journal(<storage>/<name>)).
 """
 
 import sys

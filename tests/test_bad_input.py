@@ -7,12 +7,13 @@ files it needs written in tmp_path."""
 
 from __future__ import annotations
 
-import json
 import tarfile
 from pathlib import Path
 
+import pyarrow.fs as pafs
 import pytest
 
+from rnnbench import record
 from rnnbench.data.imdb import load_imdb
 from rnnbench.errors import ResultsError
 from rnnbench.results import load
@@ -62,24 +63,17 @@ def write_files(tmp_path: Path, tiny_imdb: Path) -> dict[str, str]:
 
 
 def write_experiment(path: Path) -> Path:
-    """A two-trial, two-epoch experiment in the files Ray Tune writes: params.json and result.json lines."""
+    """A two-member, two-epoch experiment in the record's files (rnnbench.record): member.json and rows.jsonl."""
+    fs = pafs.LocalFileSystem()
     for seed in (0, 1):
-        trial = path / f"lstm_lr0.1_seed{seed}"
-        trial.mkdir(parents=True)
-        (trial / "params.json").write_text(json.dumps({"model": "lstm", "lr": 0.1, "seed": seed, "epochs": 2}))
-        lines = [
-            {
-                "epoch": e,
-                "val_acc": 0.6 + 0.1 * e + 0.01 * seed,
-                "train_loss": 1.0 / e,
-                "diverged": False,
-                "training_iteration": e,
-                "trial_id": f"t{seed}",
-                "done": e == 2,
-            }
-            for e in (1, 2)
-        ]
-        (trial / "result.json").write_text("".join(json.dumps(line) + "\n" for line in lines))
+        name = f"lstm_lr0.1_seed{seed}"
+        folder = record.member_folder(str(path), name)
+        config = {"model": "lstm", "lr": 0.1, "seed": seed, "epochs": 2}
+        record.write_json(fs, f"{folder}/{record.MEMBER}", {"name": name, "group": name, "config": config})
+        for e in (1, 2):
+            record.append_row(
+                fs, folder, {"epoch": e, "val_acc": 0.6 + 0.1 * e + 0.01 * seed, "train_loss": 1.0 / e, "diverged": False}
+            )
     return path
 
 
@@ -156,8 +150,8 @@ CASES: list = [
     (train_main, ["imdb", "--model", "mlp", "--data", "{missing}"], "imdb data {missing} does not exist"),
     # rnnbench-results
     (results_main, ["{missing}"], "{missing} does not exist"),
-    (results_main, ["{file}"], "{file} is a file, not a Ray Tune experiment folder"),
-    (results_main, ["{empty}"], "{empty} is not a Ray Tune experiment folder"),
+    (results_main, ["{file}"], "{file} is a file, not an experiment folder"),
+    (results_main, ["{empty}"], "{empty} is not an experiment folder"),
     (results_main, ["{exp}", "--metric", "nope"], "available metrics: train_loss, val_acc"),
     (results_main, ["list", "{missing}"], "{missing} is not a folder"),
 ]
@@ -204,7 +198,7 @@ def test_bad_input_is_one_error_line_and_no_experiment(
 @pytest.mark.parametrize("where", ["missing", "file", "empty"])
 def test_load_refuses_what_is_not_an_experiment_in_one_line(where, tmp_path, tiny_imdb):
     path = write_files(tmp_path, tiny_imdb)[where]
-    with pytest.raises(ResultsError, match="does not exist|not a Ray Tune experiment folder") as error:
+    with pytest.raises(ResultsError, match="does not exist|not an experiment folder") as error:
         load(path)
     assert "\n" not in str(error.value) and path in str(error.value)
 

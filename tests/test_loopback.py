@@ -104,7 +104,7 @@ def test_a_local_sweep_listens_on_loopback_only(tmp_path):
     )
     try:
         deadline = time.monotonic() + 240
-        while not list((tmp_path / "l").glob("*/checkpoint_*")) and driver.poll() is None and time.monotonic() < deadline:
+        while not list((tmp_path / "l").glob("members/*/rows.jsonl")) and driver.poll() is None and time.monotonic() < deadline:
             time.sleep(0.1)  # until trials are running, so every Ray process is up
         assert driver.poll() is None, "the sweep ended before its sockets could be read"
         listening = listening_addresses()

@@ -17,7 +17,7 @@ import pytest
 from rnnbench import results
 from rnnbench.data.batching import make_batches
 from rnnbench.errors import ConfigError
-from rnnbench.sweep.grid import STATUS_EVERY_S, status_every_s
+from rnnbench.sweep.progress import STATUS_EVERY_S, Progress, best_setting, status_every_s
 from rnnbench.train.autoregressor import GrammarConfig, GrammarRun
 from rnnbench.train.classifier import ClassifierConfig, ClassifierRun, load_data
 from rnnbench.train.group import GroupRun
@@ -123,11 +123,41 @@ def test_status_lines_show_the_running_trials_share_of_their_epoch(tmp_path):
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    shares = [int(share) for share in re.findall(r"member-epochs 0/1, in progress: brackets_lr1_seed0 (\d+)%", done.stderr)]
+    shares = [int(share) for share in re.findall(r"member-epochs 0/1; .*; in progress: brackets_lr1_seed0 (\d+)%", done.stderr)]
     assert shares, done.stderr[-3000:]
     assert shares == sorted(shares) and 0 <= shares[0] and shares[-1] <= 100
-    assert "trials: 1/1 done" in done.stderr
+    assert "member-epochs 1/1" in done.stderr
     assert len(results.load(tmp_path / "p")) == 1  # one row for the one epoch, none for the batches
     output = done.stdout + done.stderr
     assert "driver_artifacts" not in output and "tensorboard --logdir" not in output
     assert "Configuration for experiment" not in output
+
+
+def member(epoch: int, value: float, setting: str, diverged: bool = False) -> dict:
+    return {"setting": setting, "epoch": epoch, "acc": value, "diverged": diverged}
+
+
+def test_the_status_lines_best_is_the_summarys_rule_and_never_a_diverged_member():
+    """Best = the setting whose seed-mean curve scores best by --how; a diverged member's value
+    (here a spurious 0.99) never counts."""
+    progress = Progress("acc", "max", "peak", total=8, every_s=0)
+    progress.observe("t1", {"members": {"a_seed0": member(1, 0.9, "a"), "a_seed1": member(1, 0.5, "a")}})
+    progress.observe("t1", {"members": {"a_seed0": member(2, 0.6, "a"), "a_seed1": member(2, 0.6, "a")}})
+    progress.observe("t2", {"members": {"b_seed0": member(1, 0.65, "b"), "b_seed1": member(1, 0.99, "b", diverged=True)}})
+    assert best_setting(progress.curves, 1, "peak") == ("a", 0.7, 2)  # a's epoch 1 mean beats b's 0.65
+    assert best_setting(progress.curves, 1, "final") == ("b", 0.65, 1)  # a ends at 0.6
+    assert progress.done() == 2 + 2 + 1 + 1
+
+
+def test_the_eta_learns_from_the_epochs_finished_in_this_run():
+    """A driven clock: 2 member-epochs from before a resume, then 2 in 60 s of this run; 6 of 10 are
+    left, so 180 s at this run's pace; the pace follows the epochs as they finish."""
+    now = [1000.0]
+    progress = Progress("acc", "max", "peak", total=10, done_before=2, every_s=0, clock=lambda: now[0])
+    assert progress.eta_s(now[0]) is None  # nothing finished in this run yet: no pace to go by
+    now[0] += 60
+    progress.observe("t", {"members": {"m0": member(1, 0.5, "a"), "m1": member(1, 0.5, "a")}})
+    assert progress.eta_s(now[0]) == pytest.approx(180)
+    now[0] += 20  # two more in the next 20 s: 4 in 80 s, 4 left -> 80 s
+    progress.observe("t", {"members": {"m0": member(2, 0.5, "a"), "m1": member(2, 0.5, "a")}})
+    assert progress.eta_s(now[0]) == pytest.approx(80)

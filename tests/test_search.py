@@ -13,11 +13,11 @@ import sys
 import time
 from pathlib import Path
 
+import optuna
 import pytest
-from ray import tune
 
 from rnnbench import results
-from rnnbench.sweep.search import study_values
+from rnnbench.sweep.study import journal, study_values
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC = "synth_acc@t1"
@@ -40,10 +40,9 @@ def assert_seed_means_told(path: Path, how_many: int) -> None:
     df = results.load(path)
     curves = df.groupby(["group", "epoch"])[METRIC].mean()
     told = study_values(path)
-    assert len(told) == how_many
-    groups = df.drop_duplicates("group").set_index(df.drop_duplicates("group")["trial_id"].str.split("/").str[0])["group"]
-    for trial_id, value in told.items():
-        assert value == pytest.approx(curves.loc[groups[trial_id]].max())
+    assert len(told) == how_many and set(told) == set(df["group"])
+    for group, value in told.items():
+        assert value == pytest.approx(curves.loc[group].max())
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +67,26 @@ def test_every_configuration_ran_on_every_seed_in_one_trial(searched):
 def test_the_studys_values_are_the_seed_means_from_results_load(searched):
     path, _ = searched
     assert_seed_means_told(path, 2)
+
+
+def test_the_study_opens_with_optuna_alone(searched):
+    path, _ = searched
+    study = optuna.load_study(study_name="search", storage=journal(path))
+    assert len(study.trials) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+@pytest.mark.parametrize("pruner", ["median", "asha"])
+def test_pruned_configurations_keep_every_epoch_and_optuna_their_seed_means(pruner, tmp_path):
+    """Configurations the pruner stops keep every epoch they trained, and Optuna is told the
+    seed-mean over exactly those epochs."""
+    args = [*SMALL, "--epochs", "3", "--budget", "4", "--startup-trials", "1", "--max-concurrent", "1"]
+    done = search(*args, "--pruner", pruner, "--storage", str(tmp_path), "--name", "p")
+    assert done.returncode == 0, done.stderr[-3000:]
+    df = results.load(tmp_path / "p")
+    for _, epochs in df.groupby("trial")["epoch"]:
+        assert sorted(epochs) == list(range(1, len(epochs) + 1))  # none lost, none repeated
+    assert df.groupby("group")["epoch"].max().min() >= 1
+    assert_seed_means_told(tmp_path / "p", 4)
 
 
 @pytest.mark.slow
@@ -95,7 +114,7 @@ def test_killed_search_resumes_to_every_epoch_once(tmp_path):
     path, rng = tmp_path / "k", random.Random(0)
     kills = 0
     for cycle in range(10):
-        resume = ["--resume"] if (path / "rnnbench_sweep.json").exists() else []
+        resume = ["--resume"] if (path / "spec.json").exists() else []
         driver = subprocess.Popen(
             [sys.executable, str(ROOT / "sweeps" / "search.py"), *args, *resume],
             cwd=ROOT,
@@ -129,7 +148,7 @@ def test_killed_search_resumes_to_every_epoch_once(tmp_path):
 
 
 def reported_lines(path: Path) -> int:
-    return sum(len(f.read_text().splitlines()) for f in path.glob("*/result.json"))
+    return sum(len(f.read_text().split()) for f in path.glob("members/*/rows.jsonl"))
 
 
 @pytest.mark.parametrize(
@@ -141,7 +160,6 @@ def reported_lines(path: Path) -> int:
         (["--num-seeds", "0"], "--num-seeds must be >= 1"),
         (["--budget", "0"], "--budget must be >= 1"),
         (["--metric", "val_acc"], "--metric val_acc is not reported by grammar trials"),
-        (["--resume"], "no experiment to resume"),
         (["--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
     ],
 )
@@ -150,7 +168,7 @@ def test_bad_input_is_one_line_before_ray(args, message, tmp_path):
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
-    assert not tune.Tuner.can_restore(str(tmp_path / "x")) and not (tmp_path / "x").exists()
+    assert not (tmp_path / "x").exists()
 
 
 def test_an_incompatible_search_is_refused_on_resume(searched):
@@ -163,7 +181,7 @@ def test_an_incompatible_search_is_refused_on_resume(searched):
     for args, message in cases:
         done = search(*args, "--storage", str(path.parent), "--name", "s", timeout=120)
         assert done.returncode == 2 and message in done.stderr, done.stderr[-2000:]
-    assert json.loads((path / "rnnbench_sweep.json").read_text())["num_seeds"] == 2
+    assert json.loads((path / "spec.json").read_text())["num_seeds"] == 2
 
 
 def test_imdb_search_on_the_tiny_set(tiny_imdb, tmp_path):
@@ -197,5 +215,4 @@ def test_imdb_search_on_the_tiny_set(tiny_imdb, tmp_path):
     assert len(told) == 2
     for _, seeds in df.groupby("group"):
         assert set(seeds["model"]) == {"mlp"} and sorted(seeds.drop_duplicates("trial")["seed"]) == [0, 1]
-        trial_id = seeds["trial_id"].iloc[0].split("/")[0]
-        assert told[trial_id] == pytest.approx(seeds.groupby("epoch")["val_acc"].mean().max())
+        assert told[seeds["group"].iloc[0]] == pytest.approx(seeds.groupby("epoch")["val_acc"].mean().max())

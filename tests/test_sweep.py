@@ -3,6 +3,7 @@ starts its own local Ray on 127.0.0.1 (2 CPUs here), against the tiny generated 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -12,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-from ray import tune
 
 from rnnbench import results
 from rnnbench.sweep import cli
@@ -70,8 +70,8 @@ def test_small_grid_runs_to_the_end(grid):
     assert set(df["status"]) == {"finished"}
     assert all(sorted(epochs) == [1, 2] for epochs in df.groupby("trial")["epoch"].apply(list))
     assert "Comparisons" in done.stdout and "mlp" in done.stdout and "95% CI" in done.stdout
-    assert "trials: 8/8 done" in done.stderr  # the progress line
-    output = done.stdout + done.stderr  # Ray's own console output stays out (rnnbench.sweep.grid.quiet_tune_console)
+    assert "member-epochs 16/16" in done.stderr  # the progress line
+    output = done.stdout + done.stderr  # Ray's own console output stays out (rnnbench.sweep.runner.quiet_tune_console)
     assert "driver_artifacts" not in output and "tensorboard --logdir" not in output
     assert f"rnnbench-results {storage / 'g'} --plot figs --tensorboard tb" in done.stdout  # ours instead
 
@@ -90,7 +90,8 @@ def test_confirmation_stage_continues_the_best_lr_on_the_test_split(grid, tiny_i
     assert sorted(confirm["epoch"].unique()) == [3, 4, 5, 6, 7]
     assert confirm["test_acc"].notna().all() and "val_acc" not in confirm.columns
     assert set(confirm["final"]) == {True}
-    assert set(confirm["parent_experiment"]) == {str(storage / "g")}
+    assert json.loads((storage / "g-confirm" / "spec.json").read_text())["parent"] == str(storage / "g")
+    assert all(path.startswith(str(storage / "g" / "members")) for path in confirm["restore_from"])
 
 
 @pytest.mark.parametrize(
@@ -109,7 +110,6 @@ def test_confirmation_stage_continues_the_best_lr_on_the_test_split(grid, tiny_i
             marks=pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine may have a GPU"),
         ),
         (["--cpus-per-trial", "64"], "no node can hold one trial of 64 CPUs"),
-        (["--resume"], "no experiment to resume"),
         (["--confirm"], "no first stage"),
     ],
 )
@@ -118,7 +118,7 @@ def test_bad_input_is_one_line_before_any_trial(args, message, tiny_imdb, tmp_pa
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], done.stderr[-2000:]
-    assert not tune.Tuner.can_restore(str(tmp_path / "s" / "x"))
+    assert not (tmp_path / "s" / "x").exists()
 
 
 def test_unwritable_storage_and_bad_data_fail_before_ray(tiny_imdb, tmp_path):
@@ -128,7 +128,7 @@ def test_unwritable_storage_and_bad_data_fail_before_ray(tiny_imdb, tmp_path):
     assert done.returncode == 2 and "is not writable" in done.stderr
     done = sweep("imdb_grid.py", "--data", str(tmp_path), "--storage", str(tmp_path / "s"), timeout=120)
     assert done.returncode == 2 and "not an aclImdb folder" in done.stderr
-    assert not tune.Tuner.can_restore(str(tmp_path / "s" / "imdb_grid"))
+    assert not (tmp_path / "s" / "imdb_grid").exists()
 
 
 def test_existing_experiment_is_not_overwritten(grid, tiny_imdb):
@@ -148,12 +148,12 @@ def test_existing_experiment_is_not_overwritten(grid, tiny_imdb):
 )
 def test_resume_with_other_settings_is_refused_naming_the_difference(grid, flags, named, capsys):
     storage, _ = grid
-    spec = (storage / "g" / "rnnbench_sweep.json").read_text()
+    spec = (storage / "g" / "spec.json").read_text()
     with pytest.raises(SystemExit) as exit:
         cli.main("imdb", "", ["--storage", str(storage), "--name", "g", "--resume", *flags])
     error = capsys.readouterr().err
     assert exit.value.code == 2 and error.count("\n") == 1 and named in error and "drop those flags" in error
-    assert (storage / "g" / "rnnbench_sweep.json").read_text() == spec  # the experiment is untouched
+    assert (storage / "g" / "spec.json").read_text() == spec  # the experiment is untouched
 
 
 def test_resume_repeating_the_stored_settings_is_accepted(grid):
@@ -227,35 +227,34 @@ def test_grouped_members_give_the_rows_of_ungrouped_trials(tmp_path):
     )
 
 
+ERRORING = """
+import dataclasses, sys
+from rnnbench.sweep.runner import Sweep, run_sweep
+from rnnbench.tasks import get_task
+from rnnbench.train.configs import GrammarConfig
+
+# made on a machine with a GPU: the CLI refuses --device cuda:7 here, so the sweep is built directly
+base = GrammarConfig(dataset="brackets", lr=1.0, epochs=1, n=500, num_samples=5, device="cuda:7")
+groups = [[{"name": "brackets_lr1_seed0", "dataset": "brackets", "lr": 1.0, "seed": 0}]]
+axes = {"datasets": ["brackets"], "lrs": [1.0], "seeds": [0]}
+spec = {"task": "grammar", "kind": "grid", "base": dataclasses.asdict(base), "axes": axes, "group": "none", "groups": groups}
+sweep = Sweep(get_task("grammar"), sys.argv[1], spec, base, None, "synth_acc@t1", "max", "peak", groups=groups)
+sys.exit(run_sweep(sweep, {"cpus_per_trial": 1, "gpus_per_trial": 0}, None, resume=False))
+"""
+
+
 def test_errored_trials_end_the_sweep_non_zero_with_the_resume_command(tmp_path):
-    done = sweep(
-        "grammar_grid.py",
-        "--datasets",
-        "brackets",
-        "--lrs",
-        "1.0",
-        "--seeds",
-        "0",
-        "--epochs",
-        "1",
-        "--n",
-        "500",
-        "--num-samples",
-        "5",
-        "--device",
-        "cuda:7",
-        "--storage",
-        str(tmp_path),
-        "--name",
-        "e",
+    """A member that fails inside its trial (its device does not exist here) is retried by Ray,
+    then ends the sweep with 1, its error in the record; --resume retries it."""
+    done = subprocess.run(
+        [sys.executable, "-c", ERRORING, str(tmp_path / "e")], capture_output=True, text=True, timeout=300, cwd=ROOT
     )
     assert done.returncode == 1, done.stderr[-3000:]
     assert "1 of 1 members errored" in done.stderr and "--resume" in done.stderr.splitlines()[-1]
+    assert "cuda" in (tmp_path / "e" / "members" / "brackets_lr1_seed0" / "error.txt").read_text().lower()
+    assert results.trial_overview(tmp_path / "e")["status"].tolist() == ["errored"]
     again = sweep("grammar_grid.py", "--storage", str(tmp_path), "--name", "e", "--resume")
-    assert (
-        "resuming: 0 of 1 members finished (kept), 0 unfinished (continue from their last checkpoint), 1 errored (retried)"
-        in again.stderr
-    )
+    assert "resuming: 0 of 1 trials done (kept), 1 to train" in again.stderr
     assert again.returncode == 1 and "1 of 1 members errored" in again.stderr  # retried, and failing again
 
 
@@ -290,17 +289,30 @@ def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(tmp_path):
         text=True,
     )
     deadline = time.monotonic() + 240
-    while not list((tmp_path / "c").glob("*/checkpoint_*")) and driver.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)  # until the first epoch is checkpointed
+    while not list((tmp_path / "c").glob("members/*/rows.jsonl")) and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)  # until the first epoch is recorded
     driver.send_signal(signal.SIGINT)
     out, err = driver.communicate(timeout=240)
     assert driver.returncode == 130, err[-3000:]
     assert "interrupted:" in err and "--resume" in err.splitlines()[-1]
     resumed = sweep("grammar_grid.py", "--storage", str(tmp_path), "--name", "c", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "resuming: " in resumed.stderr and " 0 unfinished" not in resumed.stderr
+    assert "resuming: " in resumed.stderr and " 0 to train" not in resumed.stderr
     df = results.load(tmp_path / "c")
     assert all(sorted(epochs) == [1, 2, 3] for _, epochs in df.groupby("trial")["epoch"]) and len(df) == 9
+
+
+def test_a_repeated_seed_is_refused_before_ray(tmp_path):
+    done = sweep("grammar_grid.py", "--seeds", "0", "0", "--storage", str(tmp_path), "--name", "r", timeout=120)
+    assert done.returncode == 2 and "error: --seeds repeats 0; give each value once" in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "r").exists() and "Ray" not in done.stderr
+
+
+def test_resume_of_an_experiment_never_written_starts_it(tmp_path):
+    args = ["--datasets", "brackets", "--lrs", "1.0", "--seeds", "0", "--epochs", "1", "--n", "500", "--num-samples", "5"]
+    done = sweep("grammar_grid.py", *args, "--storage", str(tmp_path), "--name", "n", "--resume")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(results.load(tmp_path / "n")) == 1
 
 
 def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path):
@@ -333,5 +345,5 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert "6 members in 2 trials (seeds grouped) x 2 epochs = 12 member-epochs" in done.stdout
     assert "probe: brackets" in done.stdout and "probe: dyck2" in done.stdout
-    assert "estimate: ~" in done.stdout and "MB of checkpoint per member" in done.stdout
+    assert "estimate: ~" in done.stdout and "MB of state per member" in done.stdout
     assert not (tmp_path / "d").exists() and "Ray" not in done.stderr

@@ -1,14 +1,14 @@
-"""The results layer: Ray Tune experiment folders -> pandas -> statistics, tables, plots,
-TensorBoard. Reads files only (no torch, no live Ray), so it works on finished, running,
-interrupted, copied and remote experiments, grouped trials included (one row set per member).
-Metric, compared column and epoch rule default to the task's (rnnbench.tasks).
+"""The results layer: experiment records (rnnbench.record) -> pandas -> statistics, tables, plots,
+TensorBoard. Reads files only (no torch, no Ray), so it works on finished, running, stopped,
+copied and remote experiments; every member (one trained model) is one trial, whichever trial of
+the sweep trained it. Metric, compared column and epoch rule default to the task's (rnnbench.tasks).
 
-    df = load("~/ray_results/imdb")                     # one row per (trial, epoch)
+    df = load("~/results/imdb")                          # one row per (member, epoch)
     aggregate(df, by=("model", "lr", "epoch"))           # n, mean, std, CI, median, IQR ...
     best(df)                                             # Table 1: best lr per model, with uncertainty
     print(compare(df, "lstm", "elman").sentence())       # Welch p, CI, P(lstm > elman), settings named
     print(render(summary_table(df)))                     # every cell at the task's epoch rule
-    list_experiments("~/ray_results")                    # what a storage folder holds
+    list_experiments("~/results")                        # what a storage folder holds
 """
 
 import importlib

@@ -12,14 +12,26 @@ from pathlib import Path
 
 import pandas as pd
 
+from rnnbench import metrics as m
 from rnnbench.config import OneLineParser
 from rnnbench.errors import ResultsError
-from rnnbench.results.columns import default_how, default_metric, default_per, epoch_rule, task_of
-from rnnbench.results.compare import comparisons
+from rnnbench.results.columns import (
+    default_how,
+    default_metric,
+    default_per,
+    epoch_rule,
+    require_columns,
+    require_metrics,
+    task_of,
+)
+from rnnbench.results.compare import MODEL_COLUMNS, STRATA, comparisons
 from rnnbench.results.listing import list_experiments, render_listing
 from rnnbench.results.load import load
 from rnnbench.results.report import FORMATS, render, wrap, write_frame
+from rnnbench.results.stats import diverged_rows
 from rnnbench.results.table import best, summary_table
+
+MAX_LISTED = 4  # members named in the report's "no epoch yet" line (the rest are counted), so it stays short
 
 
 def parser() -> argparse.ArgumentParser:
@@ -59,14 +71,14 @@ def list_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="rnnbench-results list",
         description="One line per experiment folder under STORAGE: name, task, state, "
-        "trials, epochs reported, last change, size.",
+        "members by outcome, epochs finished, last change, size.",
     )
     p.add_argument("storage", help="the folder (or storage URI) the sweeps' --storage pointed at")
     return p
 
 
 def _title(df: pd.DataFrame) -> str:
-    """E.g. "exp (imdb): 8 trials: 6 finished, 1 diverged, 1 errored, in 3 grouped Ray trials"."""
+    """E.g. "exp (imdb): 8 members: 6 finished, 1 diverged, 1 errored, trained in 3 trials"."""
     heads = df.drop_duplicates("trial")
     task = task_of(df)
     name = df["experiment"].iloc[0] if "experiment" in df else df.attrs.get("experiment", "results")
@@ -74,8 +86,27 @@ def _title(df: pd.DataFrame) -> str:
         ": " + ", ".join(f"{n} {status}" for status, n in heads["status"].value_counts().items()) if "status" in heads else ""
     )
     groups = heads["group"].nunique() if "group" in heads else len(heads)
-    grouped = f", in {groups} grouped Ray trials" if groups < len(heads) else ""
-    return f"{name}{f' ({task.name})' if task else ''}: {len(heads)} trials{counts}{grouped}"
+    grouped = f", trained in {groups} trials" if groups < len(heads) else ""
+    return f"{name}{f' ({task.name})' if task else ''}: {len(heads)} members{counts}{grouped}"
+
+
+def with_results(df: pd.DataFrame, metric: str, per: str) -> tuple[pd.DataFrame, str | None]:
+    """The rows the tables can use, and a line naming what they leave out, or None.
+
+    A running or stopped experiment may hold a model (within a dataset) none of whose members
+    has a finite `metric` yet (no epoch, or diverged at once); the tables and comparisons skip it,
+    so the report says what exists instead of failing on what does not."""
+    keys = [per] + [c for c in (*STRATA, *MODEL_COLUMNS) if c != per and c in df.columns and df[c].nunique() > 1]
+    usable = df[metric].notna() & ~diverged_rows(df)
+    index = df.set_index(keys).index
+    kept = index.isin(index[usable.to_numpy()])
+    missing = sorted({"/".join(map(str, k)) if isinstance(k, tuple) else str(k) for k in index[~kept]})
+    waiting = df.loc[df[m.EPOCH].isna(), "trial"].tolist()
+    parts = [f"no {metric} yet for {'/'.join(keys)} {', '.join(missing)} (left out of the tables)"] if missing else []
+    if waiting:
+        listed = ", ".join(waiting[:MAX_LISTED]) + (f" and {len(waiting) - MAX_LISTED} more" if len(waiting) > MAX_LISTED else "")
+        parts.append(f"{len(waiting)} of {df['trial'].nunique()} members have no epoch yet: {listed}")
+    return df[kept], wrap("; ".join(parts) + ".") if parts else None
 
 
 def report(
@@ -87,20 +118,26 @@ def report(
     ci: float = 0.95,
     fmt: str = "text",
 ) -> str:
-    """The printed report: trial counts, every cell at its chosen epoch, the best setting per
-    `per` value, and the pairwise comparisons within each dataset. Metric, per and the epoch
-    rule `how` default to the task's; the sweeps pass theirs. Text fits 120 columns."""
+    """The printed report: member counts, what has no results yet, every cell at its chosen epoch,
+    the best setting per `per` value, and the pairwise comparisons within each dataset, for
+    whatever the experiment holds (finished, running or stopped). Metric, per and the epoch rule
+    `how` default to the task's; the sweeps pass theirs. Text fits 120 columns."""
     metric = metric or default_metric(df)
     per = per or default_per(df)
     how = how or default_how(df)
+    require_columns(df, [per])
+    require_metrics(df, [metric])
     rule = epoch_rule(how, metric)
-    sections = [
-        _title(df),
-        "Per cell:\n" + render(summary_table(df, metric=metric, how=how, by=by, ci=ci, per=per), fmt),
+    shown, missing = with_results(df, metric, per)
+    sections = [_title(df)] + ([missing] if missing else [])
+    if shown.empty:
+        return "\n\n".join(sections)
+    sections += [
+        "Per cell:\n" + render(summary_table(shown, metric=metric, how=how, by=by, ci=ci, per=per), fmt),
         f"Best setting per {per} (columns as above):\n"
-        + render(best(df, metric=metric, per=per, how=how, by=by, ci=ci), fmt, captioned=False),
+        + render(best(shown, metric=metric, per=per, how=how, by=by, ci=ci), fmt, captioned=False),
     ]
-    found = comparisons(df, metric=metric, per=per, how=how, ci=ci, by=by)
+    found = comparisons(shown, metric=metric, per=per, how=how, ci=ci, by=by)
     if found:
         lines = [wrap(f"{f'{dataset}: ' if dataset else ''}{c.sentence()}", indent="- ") for dataset, c in found]
         sections.append(f"Comparisons (each side at its best setting, {rule} epoch; Welch's t-test):\n" + "\n".join(lines))
@@ -121,18 +158,19 @@ def run(args: argparse.Namespace) -> tuple[str, list[Path]]:
             written.append(Path(path))
         else:
             written.append(write_frame(df, path))
-    if args.plot:
+    shown, _ = with_results(df, metric, per)  # figures and runs of what has results; the report named the rest
+    if args.plot and not shown.empty:
         from rnnbench.results.plots import learning_curves, lr_grid, temperature_columns, temperature_curves
 
-        written += learning_curves(df, args.plot, metric=metric, per=per, how=how, ci=args.ci, seeds=args.seeds)
-        if "lr" in df.columns:
-            written += lr_grid(df, args.plot, metric=metric, per=per, how=how, ci=args.ci)
-        if temperature_columns(df):
-            written += temperature_curves(df, args.plot, per=per, ci=args.ci)
-    if args.tensorboard:
+        written += learning_curves(shown, args.plot, metric=metric, per=per, how=how, ci=args.ci, seeds=args.seeds)
+        if "lr" in shown.columns:
+            written += lr_grid(shown, args.plot, metric=metric, per=per, how=how, ci=args.ci)
+        if temperature_columns(shown):
+            written += temperature_curves(shown, args.plot, per=per, ci=args.ci)
+    if args.tensorboard and not shown.empty:
         from rnnbench.results.tensorboard import export_tensorboard
 
-        export_tensorboard(df, args.tensorboard, by=args.by, ci=args.ci)
+        export_tensorboard(shown, args.tensorboard, by=args.by, ci=args.ci)
         written.append(Path(args.tensorboard))
     return text, written
 

@@ -1,11 +1,11 @@
-"""Which columns of a loaded frame are ids, config, Ray bookkeeping or metrics, which way is
-"better", and the task-aware defaults (metric, compared column, epoch rule).
+"""Which columns of a loaded frame are ids, config or metrics, which way is "better", and the
+task-aware defaults (metric, compared column, epoch rule).
 
 `load` records the roles in `df.attrs`; frames built by hand (tests, notebooks) fall back to
 inference, so every function accepts both.
 
 Defaults come from the task registry (`rnnbench.tasks`, torch-free), by one rule: the frame's task
-is the one its sweep recorded in the experiment's spec file (`df.attrs["task"]`), else the first
+is the one its sweep recorded in the experiment's spec.json (`df.attrs["task"]`), else the first
 registered task whose objective metric the frame holds. The default metric is that objective's
 metric, or for a confirmation stage (test_acc, no val_acc) its `test_` counterpart; the compared
 column is the task's `per`; the epoch rule its `how`. A frame of no known task falls back to its
@@ -22,31 +22,9 @@ from rnnbench import metrics as m
 from rnnbench.errors import ResultsError
 from rnnbench.tasks import RESTORE_FROM, TASKS, Task
 
-# `trial` is one trained model; `group` the Ray trial folder that trained it (the same folder
-# for the members of a grouped trial, else the trial itself).
-ID_COLUMNS = ("experiment", "trial", "group", "trial_id", "status", "error")
-
-# Keys Ray Tune adds to every result.json line next to the reported metrics.
-RAY_COLUMNS = (
-    "training_iteration",
-    "time_this_iter_s",
-    "time_total_s",
-    "time_since_restore",
-    "iterations_since_restore",
-    "timestamp",
-    "date",
-    "pid",
-    "hostname",
-    "node_ip",
-    "done",
-    "checkpoint_dir_name",
-    "should_checkpoint",
-    "experiment_tag",
-    "episodes_total",
-    "timesteps_total",
-    "timesteps_since_restore",
-    "experiment_id",
-)
+# `trial` is one trained model (a member of the experiment); `group` the trial that trained it
+# (several members share one when trained together).
+ID_COLUMNS = ("experiment", "trial", "group", "status", "error")
 
 # Columns that count or flag rather than measure; never averaged unless asked for by name.
 NOT_AVERAGED = (m.EPOCH, m.DIVERGED)
@@ -105,14 +83,10 @@ def epoch_rule(how: str, metric: str) -> str:
 
 
 def config_columns(df: pd.DataFrame) -> list[str]:
-    """The trial's config values, one column each (nested dicts flattened as `outer/inner`)."""
+    """The member's config values, one column each."""
     if "config_columns" in df.attrs:
         return [c for c in df.attrs["config_columns"] if c in df.columns]
-    return [
-        c
-        for c in df.columns
-        if c not in ID_COLUMNS and c not in RAY_COLUMNS and c not in metric_columns(df) and c not in NOT_AVERAGED
-    ]
+    return [c for c in df.columns if c not in ID_COLUMNS and c not in metric_columns(df) and c not in NOT_AVERAGED]
 
 
 def metric_columns(df: pd.DataFrame) -> list[str]:
@@ -186,10 +160,12 @@ def default_per(df: pd.DataFrame) -> str:
 
 def default_metric(df: pd.DataFrame) -> str:
     """The task's objective metric (val_acc for IMDB, test_acc for its confirmation stage,
-    synth_acc@t1 for the grammars), else the frame's first metric."""
+    synth_acc@t1 for the grammars), else the frame's first metric. An objective column with no
+    value yet (every member diverged at once) still wins: the report then says it has none."""
     task = task_of(df)
     if task is not None:
-        found = next((c for c in _objective_candidates(task) if _reported(df, c)), None)
+        candidates = _objective_candidates(task)
+        found = next((c for c in candidates if _reported(df, c)), None) or next((c for c in candidates if c in df), None)
         if found:
             return found
     available = metric_columns(df)

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from rnnbench.config import OneLineParser, add_config_args, given_config
@@ -29,12 +30,27 @@ def fail(message: str) -> NoReturn:
     sys.exit(2)
 
 
+def experiment_name(text: str) -> str:
+    """An experiment is one folder directly inside --storage: no empty name, no path."""
+    if not text or text in (".", "..") or "/" in text or "\\" in text or text.startswith("."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder name (no '/', not empty, not starting with '.')")
+    return text
+
+
+def local_gpus() -> int:
+    """The NVIDIA GPUs of this machine, read from the driver's /proc entries (no torch import)."""
+    folder = Path("/proc/driver/nvidia/gpus")
+    return len(list(folder.iterdir())) if folder.is_dir() else 0
+
+
 def add_run_args(run: argparse._ArgumentGroup, default_name: str) -> None:
     """Where and how trials run: the flags every sweep script (grid or search) shares."""
     run.add_argument(
         "--storage", default="./results", help="results folder, NFS path or URI such as s3://bucket/x (default: ./results)"
     )
-    run.add_argument("--name", default=None, help=f"experiment name inside --storage (default: {default_name})")
+    run.add_argument(
+        "--name", type=experiment_name, default=None, help=f"experiment folder inside --storage (default: {default_name})"
+    )
     run.add_argument(
         "--address",
         default=None,
@@ -115,44 +131,28 @@ def main(task_name: str, doc: str, argv: Sequence[str] | None = None) -> int:
 
 
 def run(task: Task, args: argparse.Namespace) -> int:
-    """Check everything, start Ray, run or resume the grid, print the summary; the exit code."""
+    """Check everything, then run or resume the grid through the one sweep pipeline; the exit code."""
     # Ray and torch are imported here, not at the top, so --help and bad flags answer at once
-    from ray import tune
-
-    from rnnbench.sweep.grid import run_grid
-    from rnnbench.sweep.runtime import (
-        check_storage,
-        experiment_exists,
-        experiment_path,
-        gpus_per_trial,
-        normalize_storage,
-        start_ray,
-        stored_run,
-        write_spec,
-    )
-    from rnnbench.sweep.summary import summarize
-    from rnnbench.sweep.trainable import TASK, train_group
+    from rnnbench.sweep.storage import check_storage, normalize_storage, read_spec
 
     preset = task.presets.get(args.preset or "", {})
     name = args.name or f"{task.name}_grid" + (f"_{args.preset}" if args.preset else "")
     storage = normalize_storage(args.storage)
-    path = experiment_path(storage, name)
-    check_resources(args)
+    path = f"{storage.rstrip('/')}/{name}"
+    check_resources(args, getattr(args, "device", "auto"))
     config_cls = task.load("config")
+    resources = {
+        "cpus_per_trial": args.cpus_per_trial,
+        "gpus_per_trial": args.gpus_per_trial or 0,
+        "max_concurrent": args.max_concurrent,
+    }
     if getattr(args, "confirm", False):
-        if not experiment_exists(path):
-            raise ConfigError(f"no first stage at {path} to confirm; run the grid first (same --storage and --name)")
-        check_storage(storage)
-        resources = {
-            "cpus_per_trial": args.cpus_per_trial,
-            "gpus_per_trial": args.gpus_per_trial or 0,
-            "max_concurrent": args.max_concurrent,
-        }
-        confirm_path = task.load("confirm")(task, path, args.how, args.address, resources, args.resume)
-        return summarize(confirm_path, task, args.how)
-    resume = False
-    if args.resume:
-        spec, resume = stored_run(path)
+        sweep = task.load("confirm")(task, path, args.how, args.resume)
+        from rnnbench.sweep.runner import run_sweep
+
+        return run_sweep(sweep, resources, args.address, resume=args.resume and read_spec(sweep.path) is not None)
+    spec = read_spec(path) if args.resume else None
+    if spec is not None:
         check_same_grid(task, args, preset, spec, path)
         base, axes, grouping = config_cls(**spec["base"]), spec["axes"], spec["group"]
     else:
@@ -160,43 +160,34 @@ def run(task: Task, args: argparse.Namespace) -> int:
         fields = {k: v for k, v in preset.items() if k not in task.axes}
         base = config_cls(**{**fields, **given_config(config_cls, args)})
         check_grid(task, base, axes)
-        check_storage(storage)
-        if experiment_exists(path):
+        if read_spec(path) is not None:
             raise ConfigError(f"experiment {path} already exists; pass --resume to continue it or another --name")
         grouping = args.group
     data = task.load("load_data")(base)  # before Ray starts: a data problem fails in seconds
+    if spec is None and not args.dry_run:
+        check_storage(storage)  # after the data, so a data problem leaves no folder behind
     if args.dry_run:
         return dry_run(task, base, data, axes, grouping, args)
-    start_ray(args.address, args.cpus_per_trial, args.gpus_per_trial or 0)
-    grouping, groups, gpus = trials(task, axes, grouping, gpus_per_trial(args.gpus_per_trial), args.gpus_per_trial is None)
-    if not resume:
-        write_spec(path, {"task": task.name, "base": dataclasses.asdict(base), "axes": axes, "group": grouping})
-    axis_fields = [field for field, _ in task.axes.values()]
-    shared = {k: v for k, v in dataclasses.asdict(base).items() if k not in axis_fields}
-    param_space = {TASK: task.name, **shared, "members": {"grid_search": groups}}
-    members = sum(len(g) for g in groups)
-    print(
-        f"{members} members in {len(groups)} trials ({grouping} grouped), {args.cpus_per_trial:g} CPUs and "
-        f"{gpus:.3g} GPUs per trial -> {path}",
-        file=sys.stderr,
-        flush=True,
-    )
+    if spec is None:
+        spec = {"task": task.name, "kind": "grid", "base": dataclasses.asdict(base), "axes": axes, "group": grouping}
+
+    def plan(cluster_gpus: float) -> tuple[list[list[dict[str, Any]]], float]:
+        """The trials and GPUs per trial, once Ray says how many GPUs there are."""
+        asked = args.gpus_per_trial
+        spec["group"], groups, gpus = trials(task, axes, spec["group"], cluster_gpus if asked is None else asked, asked is None)
+        print(
+            f"{sum(len(g) for g in groups)} members in {len(groups)} trials ({spec['group']} grouped), "
+            f"{args.cpus_per_trial:g} CPUs and {gpus:.3g} GPUs per trial -> {path}",
+            file=sys.stderr,
+            flush=True,
+        )
+        return groups, gpus
+
+    from rnnbench.sweep.runner import Sweep, run_sweep
+
     objective = task.objective
-    trainable = tune.with_parameters(train_group, data=data, metric=objective.metric, mode=objective.mode, how=args.how)
-    run_grid(
-        trainable,
-        param_space,
-        name=name,
-        storage=storage,
-        metric=objective.metric,
-        mode=objective.mode,
-        epochs=base.epochs,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=gpus,
-        max_concurrent=args.max_concurrent,
-        resume=resume,
-    )
-    return summarize(path, task, args.how)
+    sweep = Sweep(task, path, spec, base, data, objective.metric, objective.mode, args.how, plan=plan)
+    return run_sweep(sweep, resources, args.address, resume=args.resume and read_spec(path) is not None)
 
 
 def trials(
@@ -229,14 +220,25 @@ def dry_run(task: Task, base: Any, data: Any, axes: dict[str, list], grouping: s
     return 0
 
 
-def check_resources(args: argparse.Namespace) -> None:
-    """Resource flags are checked before anything starts (a 0 or negative value would hang or crash Ray)."""
+def check_resources(args: argparse.Namespace, device: str = "auto") -> None:
+    """Resource flags are checked before anything starts (a 0 or negative value would hang or crash
+    Ray); without a cluster, also against this machine's cores and GPUs, and the trials' device."""
     if not args.cpus_per_trial > 0:
         raise ConfigError(f"--cpus-per-trial must be > 0, got {args.cpus_per_trial:g}")
     if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
         raise ConfigError(f"--gpus-per-trial must be >= 0, got {args.gpus_per_trial:g}")
     if args.max_concurrent is not None and args.max_concurrent < 1:
         raise ConfigError(f"--max-concurrent must be >= 1, got {args.max_concurrent}")
+    if args.address or os.environ.get("RAY_ADDRESS"):
+        return  # a cluster's nodes may differ from this machine
+    cpus, gpus = os.cpu_count() or 1, local_gpus()
+    if args.cpus_per_trial > cpus or (args.gpus_per_trial or 0) > gpus:
+        raise ConfigError(
+            f"no node can hold one trial of {args.cpus_per_trial:g} CPUs and {args.gpus_per_trial or 0:g} GPUs (this machine "
+            f"has {cpus} CPUs, {gpus} GPUs); lower --cpus-per-trial / --gpus-per-trial"
+        )
+    if device.startswith("cuda") and not gpus:
+        raise ConfigError(f"--device {device}: this machine has no GPU; use --device auto or cpu")
 
 
 def check_same_grid(task: Task, args: argparse.Namespace, preset: dict[str, Any], spec: dict[str, Any], path: str) -> None:
@@ -265,9 +267,12 @@ def _shown(value: Any) -> str:
 
 
 def check_grid(task: Task, base: Any, axes: dict[str, list]) -> None:
-    """Build every combination's config once, so a bad value fails before Ray starts."""
+    """Build every member and every value's config once, so a bad or repeated value fails before Ray starts."""
+    from rnnbench.sweep.members import grid_members
+
     for flag, (field, _) in task.axes.items():
         if not axes[flag]:
             raise ConfigError(f"--{flag} is empty; give at least one value")
         for value in axes[flag]:
             dataclasses.replace(base, **{field: value})
+    grid_members(task, axes)

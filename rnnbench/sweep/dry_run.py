@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from rnnbench import metrics as M
+from rnnbench.record import KEPT_STATES
 from rnnbench.sweep.members import NAME
 from rnnbench.tasks import RESTORE_FROM, Task
 from rnnbench.train.common import save_checkpoint
-
-KEPT_CHECKPOINTS = 2  # rnnbench.sweep.grid keeps two per trial
 
 
 def plan(
@@ -61,8 +60,8 @@ def plan(
         + ")"
     )
     lines.append(
-        f"disk: ~{disk / len(members) / 2**20:.2f} MB of checkpoint per member, {KEPT_CHECKPOINTS} kept: "
-        f"~{disk * KEPT_CHECKPOINTS / 2**30:.2f} GB for the experiment"
+        f"disk: ~{disk / len(members) / 2**20:.2f} MB of state per member, {KEPT_STATES} kept: "
+        f"~{disk * KEPT_STATES / 2**30:.2f} GB for the experiment"
     )
     lines.append("nothing was started or written; run the same command without --dry-run to start it")
     return "\n".join(lines)

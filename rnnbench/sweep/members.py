@@ -15,6 +15,7 @@ from rnnbench.tasks import RESTORE_FROM, Task
 
 MEMBERS = "members"  # config key: the list of members a trial trains
 NAME = "name"  # a member's key: its readable name, e.g. lstm_lr0.3_seed4
+SCORE = "score"  # a trial's result key: the objective so far (the best or the latest seed-mean, by `how`)
 # none: one member per trial; seeds: a trial per setting with all its seeds; all: a trial per model
 # (or grammar) with every lr and seed of it
 GROUPINGS = ("none", "seeds", "all")
@@ -25,13 +26,28 @@ def member_name(member: dict[str, Any], keys: list[str]) -> str:
     return "_".join(f"{member[k]}" if isinstance(member[k], str) else f"{k}{member[k]:g}" for k in keys)
 
 
+def setting_name(member: dict[str, Any]) -> str:
+    """The member's setting, i.e. its name without the seed (`lstm_lr0.3`): what seeds repeat."""
+    return member_name(member, [k for k in member if k not in (NAME, RESTORE_FROM, "seed")])
+
+
 def grid_members(task: Task, axes: dict[str, list]) -> list[dict[str, Any]]:
-    """Every combination of the axes' values, in grid order, each with its name."""
+    """Every combination of the axes' values, in grid order, each with its name. A value given
+    twice (`--seeds 0 0`) would train one member and count it twice: refused."""
+    for flag, values in axes.items():
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise ConfigError(f"--{flag} repeats {', '.join(repeated)}; give each value once")
     fields = [field for field, _ in task.axes.values()]
     members = []
     for values in itertools.product(*(axes[flag] for flag in task.axes)):
         member = dict(zip(fields, values))
         members.append({NAME: member_name(member, fields), **member})
+    names = [m[NAME] for m in members]
+    if len(set(names)) < len(names):  # e.g. lrs 0.1 and 0.10000001, both named lr0.1
+        raise ConfigError(
+            f"two members would share the name {next(n for n in names if names.count(n) > 1)}; give distinct values"
+        )
     return members
 
 
@@ -65,5 +81,5 @@ def group_name(members: list[dict[str, Any]]) -> str:
 
 
 def trial_name(trial: Any) -> str:
-    """A Tune trial's name (and folder): its group's name."""
+    """A Tune trial's name: its group's name."""
     return group_name(trial.config[MEMBERS])

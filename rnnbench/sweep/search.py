@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -21,7 +20,6 @@ from typing import Any
 from rnnbench.config import OneLineParser, add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError, ResultsError, StorageError
 from rnnbench.sweep.cli import add_run_args, check_resources, fail, keep_private_ray_on_loopback
-from rnnbench.sweep.members import MEMBERS, NAME
 from rnnbench.tasks import HOWS, TASKS, Task, get_task
 
 # The search's definition: stored in the spec file; on --resume a flag may only repeat it.
@@ -134,34 +132,22 @@ def check(task: Task, spec: dict[str, Any]) -> None:
 
 
 def run(task: Task, args: argparse.Namespace) -> int:
-    """Check everything, start Ray, run or resume the search, print its report; the exit code."""
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
-
+    """Check everything, then run or resume the search through the one sweep pipeline; the exit code."""
     from rnnbench.results.columns import higher_is_better
-    from rnnbench.sweep.grid import run_grid
-    from rnnbench.sweep.runtime import (
-        check_storage,
-        experiment_exists,
-        experiment_path,
-        gpus_per_trial,
-        normalize_storage,
-        start_ray,
-        stored_run,
-        write_spec,
-    )
-    from rnnbench.sweep.summary import exit_code
-    from rnnbench.sweep.trainable import SCORE, TASK, train_group
+    from rnnbench.sweep.storage import check_storage, local_folder, normalize_storage, read_spec
 
-    check_resources(args)
+    check_resources(args, getattr(args, "device", "auto"))
+    if args.time_budget is not None and not args.time_budget > 0:
+        raise ConfigError(f"--time-budget must be > 0 seconds, got {args.time_budget:g}; or leave it out")
     storage = normalize_storage(args.storage)
+    if local_folder(storage) is None:
+        raise ConfigError(f"a search keeps its Optuna study in a journal file: pass a local or mounted --storage, not {storage}")
     name = args.name or f"{task.name}_search"
-    path = experiment_path(storage, name)
-    resume = False
-    if args.resume:
-        stored, resume = stored_run(path)
+    path = f"{storage.rstrip('/')}/{name}"
+    stored = read_spec(path) if args.resume else None
+    if stored is not None:
         if stored.get("kind") != "search":
-            raise ConfigError(f"{path} is a grid, not a search; resume it with its grid script")
+            raise ConfigError(f"{path} is a {stored.get('kind', 'grid')}, not a search; resume it with its own script")
         if stored["task"] != task.name:
             raise ConfigError(f"the search at {path} is a {stored['task']} search, not {task.name}; pass --task {stored['task']}")
         spec = definition(task, args, stored)
@@ -176,105 +162,56 @@ def run(task: Task, args: argparse.Namespace) -> int:
         spec = definition(task, args, None)
         check(task, spec)
         check_storage(storage)
-        if experiment_exists(path):
+        if read_spec(path) is not None:
             raise ConfigError(f"a search already exists at {path}; pass --resume to continue it or another --name")
     grid = load_grid(args.compare_grid, spec["metric"]) if args.compare_grid else None
     base = task.load("config")(**spec["base"])
     data = task.load("load_data")(base)
-    start_ray(args.address, args.cpus_per_trial, args.gpus_per_trial or 0)
-    gpus = gpus_per_trial(args.gpus_per_trial)
-    if not resume:
-        write_spec(path, spec)
     mode = "max" if higher_is_better(spec["metric"]) else "min"
-    low, high = spec["lr_range"]
-    space: dict[str, Any] = {"lr": tune.loguniform(low, high)}
-    if spec["batch_sizes"]:
-        space["batch_size"] = tune.choice(spec["batch_sizes"])
-    if spec["hidden_dims"]:
-        space["hidden_dim"] = tune.choice(spec["hidden_dims"])
-    shared = {k: v for k, v in spec["base"].items() if k not in (*space, "seed")}
-    param_space = {TASK: task.name, **shared, **space}
-    sampler = None
-    if spec["sampler"] == "random":
-        import optuna
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule  # after the checks: Ray is slow to import
 
-        sampler = optuna.samplers.RandomSampler(seed=spec["sampler_seed"])
-    searcher = seed_groups(
-        spec["num_seeds"], space, metric=SCORE, mode=mode, sampler=sampler, seed=spec["sampler_seed"] if sampler is None else None
-    )
+    from rnnbench.sweep.runner import Sweep, run_sweep
+    from rnnbench.sweep.study import StudySearcher, configuration
+    from rnnbench.sweep.summary import exit_code
+
     pruner = {
-        "median": MedianStoppingRule(
+        "median": lambda: MedianStoppingRule(
             time_attr="training_iteration",
             metric=spec["metric"],
             mode=mode,
             grace_period=1,
             min_samples_required=max(1, spec["startup_trials"]),
         ),
-        "asha": ASHAScheduler(
+        "asha": lambda: ASHAScheduler(
             time_attr="training_iteration", metric=spec["metric"], mode=mode, max_t=base.epochs, grace_period=1
         ),
-        "none": FIFOScheduler(),
-    }[spec["pruner"]]
-    print(f"searching {spec['budget']} configurations x {spec['num_seeds']} seeds -> {path}", file=sys.stderr, flush=True)
-    trainable = tune.with_parameters(train_group, data=data, metric=spec["metric"], mode=mode, how=spec["how"])
-    run_grid(
-        trainable,
-        param_space,
-        name=name,
-        storage=storage,
-        metric=spec["metric"],
-        mode=mode,
-        epochs=base.epochs,
-        cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=gpus,
-        max_concurrent=args.max_concurrent,
-        resume=resume,
-        search_alg=searcher,
+        "none": FIFOScheduler,
+    }[spec["pruner"]]()
+    sweep = Sweep(
+        task,
+        path,
+        spec,
+        base,
+        data,
+        spec["metric"],
+        mode,
+        spec["how"],
+        searcher=StudySearcher(path, spec, mode),
         scheduler=pruner,
         num_samples=spec["budget"],
-        namer=lambda trial: configuration_name(trial.trial_id, trial.config, space),
+        time_budget_s=args.time_budget,
+        planned_members=spec["budget"] * spec["num_seeds"],
+        namer=configuration,
     )
+    print(f"searching {spec['budget']} configurations x {spec['num_seeds']} seeds -> {path}", file=sys.stderr, flush=True)
+    resources = {
+        "cpus_per_trial": args.cpus_per_trial,
+        "gpus_per_trial": args.gpus_per_trial or 0,
+        "max_concurrent": args.max_concurrent,
+    }
+    run_sweep(sweep, resources, args.address, resume=stored is not None, summary=False)
     print(report(path, task, spec, grid))
     return exit_code(path)
-
-
-def configuration_name(trial_id: str, config: dict[str, Any], space: dict[str, Any]) -> str:
-    """`<trial id>_lr0.0123`: unique (a value alone could repeat) and readable."""
-    return "_".join([trial_id, *(f"{k}{config[k]:.3g}" for k in space)])
-
-
-def seed_groups(num_seeds: int, space: dict[str, Any], **optuna: Any) -> Any:
-    """Tune's OptunaSearch, each of whose suggestions becomes one trial training `num_seeds`
-    seeds as members, named after the configuration (so every member's name is unique)."""
-    from ray.tune.search.optuna import OptunaSearch
-
-    class SeedGroups(OptunaSearch):
-        def suggest(self, trial_id: str) -> dict[str, Any] | None:
-            config = super().suggest(trial_id)
-            if isinstance(config, dict):
-                prefix = configuration_name(trial_id, config, space)
-                config[MEMBERS] = [{NAME: f"{prefix}_seed{s}", "seed": s} for s in range(num_seeds)]
-            return config
-
-    return SeedGroups(**optuna)
-
-
-def load_searcher(path: str | os.PathLike) -> Any:
-    """The search's OptunaSearch as Tune last checkpointed it with the experiment."""
-    from ray.tune.search.optuna import OptunaSearch
-
-    searcher = OptunaSearch()
-    searcher.restore_from_dir(str(path))
-    return searcher
-
-
-def study_values(path: str | os.PathLike) -> dict[str, float]:
-    """Optuna's value of each completed configuration, by Ray Tune trial id (the `group`'s id in
-    `results.load(path)["trial_id"]`, before the slash)."""
-    searcher = load_searcher(path)
-    # OptunaSearch keeps its study and its Tune-to-Optuna trial map in attributes with no accessor
-    told = {t.number: t.value for t in searcher._ot_study.trials if t.value is not None}
-    return {trial_id: told[trial.number] for trial_id, trial in searcher._ot_trials.items() if trial.number in told}
 
 
 def load_grid(path: str, metric: str) -> Any:

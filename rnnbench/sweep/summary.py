@@ -7,11 +7,12 @@ from __future__ import annotations
 import shlex
 import sys
 
-from rnnbench import results
+from rnnbench import record, results
 from rnnbench.errors import ResultsError
 from rnnbench.results.cli import report
 from rnnbench.results.columns import default_metric
 from rnnbench.results.load import trial_overview
+from rnnbench.sweep.storage import resume_command
 from rnnbench.tasks import Task
 
 INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
@@ -36,9 +37,9 @@ def summarize(path: str, task: Task, how: str) -> int:
 
 
 def member_counts(path: str) -> tuple[int, int, int]:
-    """Members finished (a diverged member finished), unfinished and errored, by stored status."""
+    """Members done (finished, diverged or pruned), unfinished and errored, by the record."""
     status = trial_overview(path)["status"]
-    finished = int(status.isin(["finished", "diverged"]).sum())
+    finished = int(status.isin(record.DONE).sum())
     errored = int((status == "errored").sum())
     return finished, len(status) - finished - errored, errored
 
@@ -52,26 +53,8 @@ def exit_code(path: str) -> int:
         return INTERRUPTED
     if errored:
         print(
-            f"error: {errored} of {total} members errored (see error.txt in their trial folders); retry them with: {again}",
+            f"error: {errored} of {total} members errored (see error.txt in their member folders); retry them with: {again}",
             file=sys.stderr,
         )
         return ERRORED
     return 0
-
-
-def resume_plan(path: str) -> str:
-    """What a --resume will do with each member: Ray keeps finished (and diverged) members,
-    continues unfinished ones and retries errored ones."""
-    try:
-        finished, unfinished, errored = member_counts(path)
-    except ResultsError:  # Ray's state exists but no trial folder yet: everything starts
-        return "resuming: no member has started yet"
-    return (
-        f"resuming: {finished} of {finished + unfinished + errored} members finished (kept), {unfinished} "
-        f"unfinished (continue from their last checkpoint), {errored} errored (retried)"
-    )
-
-
-def resume_command() -> str:
-    """The command that continues this run: the same one, with --resume."""
-    return shlex.join([sys.executable, *sys.argv, *([] if "--resume" in sys.argv else ["--resume"])])
