@@ -1,5 +1,6 @@
 """TensorBoard export of the aggregates: one run per grid cell whose scalars are the seed mean,
-the CI bounds and n per epoch, plus the HParams dashboard fed with the same numbers.
+the CI bounds and n per epoch, plus the HParams dashboard, whose one score per cell is the one
+rule of every report: the objective's seed-mean at the epoch `how` picks (peak or final).
 
 Written with tensorboard's own protobufs and EventFileWriter, which need neither torch nor
 TensorFlow (tensorboardX would import torch).
@@ -20,8 +21,9 @@ from tensorboard.plugins.hparams import summary_v2 as hp
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from rnnbench import metrics as m
-from rnnbench.results.columns import metric_columns, setting_columns
+from rnnbench.results.columns import default_how, default_metric, metric_columns, setting_columns
 from rnnbench.results.stats import aggregate
+from rnnbench.results.table import cells_at_epoch
 
 SERIES = ("mean", "ci_low", "ci_high", "n")
 
@@ -35,6 +37,14 @@ def _plain(value: object) -> bool | int | float | str:
     if isinstance(value, (float, np.floating)):
         return float(value)
     return str(value)
+
+
+def _domain(column: pd.Series) -> hp.Discrete:
+    """The setting's values as a typed domain: numbers sort as numbers in the dashboard."""
+    values = sorted({_plain(v) for v in column.dropna()}, key=lambda v: (isinstance(v, str), v))
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return hp.Discrete([float(v) for v in values])
+    return hp.Discrete([str(v) for v in values])
 
 
 def run_name(cell: dict[str, object]) -> str:
@@ -54,14 +64,19 @@ def export_tensorboard(
     metrics: Sequence[str] | None = None,
     ci: float = 0.95,
     diverged: str = "exclude",
+    how: str | None = None,
 ) -> list[Path]:
     """Write one TensorBoard run per cell (`by`, default the varying config minus seed) under
     `logdir`; scalar tags are `<metric>/mean`, `<metric>/ci_low`, `<metric>/ci_high`, `<metric>/n`
-    at step = epoch. Returns the run folders."""
+    at step = epoch, and `<objective>/score_<how>` (what HParams ranks the cells by). Returns the
+    run folders."""
     cells = list(by) if by is not None else setting_columns(df)
     metrics = list(metrics) if metrics is not None else metric_columns(df)
     agg = aggregate(df, by=[*cells, m.EPOCH], metrics=metrics, diverged=diverged, ci=ci)
     agg = agg[agg["n"] > 0]
+    objective, how = default_metric(df), how or default_how(df)
+    score_tag = f"{objective}/score_{how}"
+    scores = cells_at_epoch(df, objective, cells, how, ci, diverged)["mean"] if cells else pd.Series(dtype=float)
     root = Path(logdir)
     root.mkdir(parents=True, exist_ok=True)
 
@@ -69,8 +84,8 @@ def export_tensorboard(
     _write(
         config,
         hp.hparams_config_pb(
-            hparams=[hp.HParam(c) for c in cells],
-            metrics=[hp.Metric(f"{metric}/{s}") for metric in metrics for s in ("mean", "n")],
+            hparams=[hp.HParam(c, _domain(df[c])) for c in cells],
+            metrics=[hp.Metric(score_tag), *(hp.Metric(f"{metric}/{s}") for metric in metrics for s in ("mean", "n"))],
         ),
         0,
     )
@@ -87,6 +102,9 @@ def export_tensorboard(
                 summary_pb2.Summary.Value(tag=f"{metric}/{s}", simple_value=float(row[s])) for s in SERIES if np.isfinite(row[s])
             ]
             _write(writer, summary_pb2.Summary(value=values), int(epoch))
+        score = scores.get(key[0] if len(cells) == 1 else key, np.nan) if cells else np.nan
+        if np.isfinite(score):
+            _write(writer, summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=score_tag, simple_value=float(score))]), 0)
         writer.close()
         runs.append(run)
     return runs
