@@ -6,6 +6,7 @@ names against (rnnbench.models) are imported only when a config is built."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from rnnbench import metrics as M
@@ -13,19 +14,27 @@ from rnnbench.data.datasets import get_text_dataset
 from rnnbench.data.grammars import check_grammar
 from rnnbench.errors import ConfigError
 
+MAX_SEED = 2**32 - 1  # numpy and torch both take seeds up to here
+
 
 def require_positive(**values: float | int) -> None:
-    """Raise a one-line ConfigError for the first value that is not > 0."""
+    """Raise a one-line ConfigError for the first value that is not a finite number > 0."""
     for name, value in values.items():
-        if not value > 0:
-            raise ConfigError(f"{name} must be > 0, got {value!r}; pass a positive {name}")
+        if not (value > 0 and math.isfinite(value)):
+            raise ConfigError(f"{name} must be > 0 and finite, got {value!r}; pass a positive {name}")
 
 
 def require_non_negative(**values: float | int) -> None:
-    """Raise a one-line ConfigError for the first value that is < 0."""
+    """Raise a one-line ConfigError for the first value that is not a finite number >= 0."""
     for name, value in values.items():
-        if value < 0:
-            raise ConfigError(f"{name} must be >= 0, got {value!r}; pass a non-negative {name}")
+        if not (value >= 0 and math.isfinite(value)):
+            raise ConfigError(f"{name} must be >= 0 and finite, got {value!r}; pass a non-negative {name}")
+
+
+def require_seed(**seeds: int) -> None:
+    for name, value in seeds.items():
+        if not 0 <= value <= MAX_SEED:
+            raise ConfigError(f"{name} must be >= 0 and <= {MAX_SEED}, got {value}; pass a seed in that range")
 
 
 def check_batching_and_device(batching: str, device: str) -> None:
@@ -71,7 +80,8 @@ class ClassifierConfig:
         for name in ("max_vocab", "subset"):
             if getattr(self, name) is not None:
                 require_positive(**{name: getattr(self, name)})
-        require_non_negative(momentum=self.momentum, seed=self.seed, order_seed=self.order_seed)
+        require_non_negative(momentum=self.momentum)
+        require_seed(seed=self.seed, order_seed=self.order_seed, split_seed=self.split_seed)
 
     def reported_metrics(self) -> list[str]:
         """The metrics every epoch reports, for checking an objective before anything runs."""
@@ -121,15 +131,15 @@ class GrammarConfig:
         if self.clip_grad is not None:
             require_positive(clip_grad=self.clip_grad)
         check_batching_and_device(self.batching, self.device)
-        require_non_negative(seed=self.seed)
+        require_seed(seed=self.seed)
         if self.batch_size > self.n:
             raise ConfigError(
                 f"batch_size {self.batch_size} is larger than the training set (n={self.n} words); "
                 "pass a batch_size <= n or a larger n"
             )
         object.__setattr__(self, "temperatures", tuple(float(t) for t in self.temperatures))  # lists from JSON/flags
-        if not self.temperatures or min(self.temperatures) < 0:
-            raise ConfigError(f"temperatures must be >= 0 and not empty, got {self.temperatures}; e.g. 0 0.5 1")
+        if not self.temperatures or not all(t >= 0 and math.isfinite(t) for t in self.temperatures):
+            raise ConfigError(f"temperatures must be >= 0, finite and not empty, got {self.temperatures}; e.g. 0 0.5 1")
 
     def reported_metrics(self) -> list[str]:
         """The metrics every epoch reports, for checking an objective before anything runs."""
