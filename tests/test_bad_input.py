@@ -101,7 +101,12 @@ CASES: list = [
     (imdb_grid, [*IMDB, "--group", "pairs"], "argument --group: invalid choice: 'pairs'"),
     (imdb_grid, [*IMDB, "--how", "mean"], "argument --how: invalid choice: 'mean'"),
     (imdb_grid, [*IMDB, "--preset", "huge"], "argument --preset: invalid choice: 'huge'"),
-    (imdb_grid, [*IMDB, "--resume"], "no experiment to resume at"),
+    (imdb_grid, [*IMDB, "--lrs", "nan"], "lr must be > 0 and finite"),
+    (imdb_grid, [*IMDB, "--name", "../escape"], "argument --name: '../escape' is not a folder name"),
+    (imdb_grid, [*IMDB, "--name", "a/b"], "argument --name: 'a/b' is not a folder name"),
+    (imdb_grid, [*IMDB, "--name", ""], "argument --name: '' is not a folder name"),
+    (imdb_grid, [*IMDB, "--storage", "{file}"], "is a file, not a folder"),
+    (imdb_grid, [*IMDB, "--models", "mlp", "mlp"], "--models repeats mlp; give each value once"),
     (imdb_grid, [*IMDB, "--confirm"], "no first stage at"),
     (imdb_grid, [*IMDB, "--data", "{missing}"], "imdb data {missing} does not exist"),
     (imdb_grid, [*IMDB, "--data", "{empty}"], "holds no imdb examples"),
@@ -125,7 +130,11 @@ CASES: list = [
     (grammar_grid, [*GRAMMAR, "--device", "tpu"], "unknown device 'tpu'"),
     (grammar_grid, [*GRAMMAR, "--batching", "sorted"], "unknown batching 'sorted'"),
     (grammar_grid, [*GRAMMAR, "--confirm"], "unrecognized arguments: --confirm"),
-    (grammar_grid, [*GRAMMAR, "--resume"], "no experiment to resume at"),
+    (grammar_grid, [*GRAMMAR, "--lrs", "inf"], "lr must be > 0 and finite"),
+    (grammar_grid, [*GRAMMAR, "--lrs", "1e400"], "lr must be > 0 and finite"),
+    (grammar_grid, [*GRAMMAR, "--seeds", "99999999999999999999999"], "seed must be >= 0 and <= 4294967295"),
+    (grammar_grid, [*GRAMMAR, "--seeds", "0", "0"], "--seeds repeats 0; give each value once"),
+    (grammar_grid, [*GRAMMAR, "--temperatures", "nan"], "temperatures must be >= 0, finite and not empty"),
     # sweeps/search.py
     (search, [*SEARCH, "--lr-range", "1", "0.1"], "--lr-range is inverted"),
     (search, [*SEARCH, "--lr-range", "0.1", "0.1"], "--lr-range is empty"),
@@ -138,7 +147,8 @@ CASES: list = [
     (search, [*SEARCH, "--task", "speech"], "argument --task: invalid choice: 'speech'"),
     (search, [*SEARCH, "--dataset", "xml"], "unknown grammar 'xml'"),
     (search, [*SEARCH, "--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
-    (search, [*SEARCH, "--resume"], "no experiment to resume at"),
+    (search, [*SEARCH, "--time-budget", "-5"], "--time-budget must be > 0 seconds"),
+    (search, [*SEARCH, "--time-budget", "0"], "--time-budget must be > 0 seconds"),
     (search, ["--task", "imdb", "--model", "transformer", "--storage", "{storage}", "--name", NAME], "unknown model"),
     # python -m rnnbench.train
     (train_main, ["imdb", "--model", "transformer"], "unknown model 'transformer'"),
@@ -192,7 +202,7 @@ def test_bad_input_is_one_error_line_and_no_experiment(
     assert code == 2, err
     assert err.count("\n") == 1 and err.startswith(prefix), err
     assert message.format(**paths) in err
-    assert not (Path(paths["storage"]) / NAME).exists()
+    assert not (Path(paths["storage"]) / NAME).exists() and not Path(paths["storage"]).exists()  # nothing created
 
 
 @pytest.mark.parametrize("where", ["missing", "file", "empty"])

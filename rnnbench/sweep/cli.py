@@ -10,8 +10,9 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -120,14 +121,35 @@ def build_parser(task: Task, doc: str) -> OneLineParser:
 def main(task_name: str, doc: str, argv: Sequence[str] | None = None) -> int:
     task = get_task(task_name)
     args = build_parser(task, doc).parse_args(argv)
+    return guarded(run, task, args)
+
+
+def guarded(run: Callable[[Task, argparse.Namespace], int], task: Task, args: argparse.Namespace) -> int:
+    """Run a sweep CLI with the exit codes of sweep/summary.py at every moment: a bad input is one
+    line and 2; a storage fault mid-run 1; Ctrl-C (130) and SIGTERM, what a batch scheduler sends
+    (143), end it as an interrupt with the command that continues, never a traceback. SIGTERM is
+    passed on as SIGINT, which Ray Tune's own loop answers by stopping its trials cleanly."""
+    from rnnbench.sweep.storage import ERRORED, INTERRUPTED, TERMINATED, resume_command
+
     keep_private_ray_on_loopback(args)
+    terminated = []
+
+    def on_term(signum: int, frame: Any) -> None:
+        terminated.append(signum)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, on_term)
     try:
-        return run(task, args)
+        code = run(task, args)
     except (ConfigError, DataError, ResultsError) as error:
         fail(str(error))
     except StorageError as error:  # mid-run: the run stopped and can be resumed; 1 = errored (sweep/summary.py)
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return ERRORED
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: {resume_command()}", file=sys.stderr)
+        code = INTERRUPTED
+    return TERMINATED if terminated and code in (0, INTERRUPTED) else code
 
 
 def run(task: Task, args: argparse.Namespace) -> int:

@@ -14,6 +14,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -80,11 +81,13 @@ def start_ray(address: str | None, cpus_per_trial: float = 1, gpus_per_trial: fl
     A trial asking for more than any node has would wait forever without a word: on a local Ray
     that is an error, on a cluster (whose autoscaler may still add such a node) a warning."""
     address = address or os.environ.get("RAY_ADDRESS")
+    on_term = signal.getsignal(signal.SIGTERM)  # ray.init replaces it with a stack dump and exit
     if address:
         check_reachable(address)
-        ray.init(address=address, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
     else:
-        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    signal.signal(signal.SIGTERM, on_term)
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     if not any(r.get("CPU", 0) >= cpus_per_trial and r.get("GPU", 0) >= gpus_per_trial for r in nodes):
         largest = max(nodes, key=lambda r: (r.get("GPU", 0), r.get("CPU", 0)))
@@ -145,11 +148,11 @@ def quiet_tune_console() -> None:
     """Our status line and summary are the sweep's console output. Tune's newer output engine
     prints a config box and a `tensorboard --logdir` hint into Ray's temp folder at the start of
     every experiment even at verbose=0; its legacy engine, chosen by Ray's RAY_AIR_NEW_OUTPUT=0,
-    prints nothing at verbose=0 (BENCHMARKS.md names the Ray version). The INFO line naming Ray's
-    own (temporary) folder is dropped; warnings and errors still come through. A
-    RAY_AIR_NEW_OUTPUT set by the user wins."""
+    prints nothing at verbose=0. Its lines about Ray's own (temporary) folder, and its hint to
+    resume with `Tuner.restore`, which is not how an rnnbench sweep resumes, are dropped: Tune's
+    errors still come through. A RAY_AIR_NEW_OUTPUT set by the user wins."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    logging.getLogger("ray.tune.tune").setLevel(logging.WARNING)
+    logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
 
 
 def run_sweep(sweep: Sweep, resources: dict[str, Any], address: str | None, resume: bool, summary: bool = True) -> int:

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from rnnbench.config import OneLineParser, add_config_args, given_config
-from rnnbench.errors import ConfigError, DataError, ResultsError, StorageError
-from rnnbench.sweep.cli import add_run_args, check_resources, fail, keep_private_ray_on_loopback
+from rnnbench.errors import ConfigError
+from rnnbench.sweep.cli import add_run_args, check_resources, guarded
 from rnnbench.tasks import HOWS, TASKS, Task, get_task
 
 # The search's definition: stored in the spec file; on --resume a flag may only repeat it.
@@ -84,14 +84,7 @@ def main(doc: str, argv: Sequence[str] | None = None) -> int:
     known, _ = pre.parse_known_args(argv)
     task = get_task(known.task or next(iter(TASKS)))  # --help without --task shows the first task's settings, titled so
     args = build_parser(task, doc).parse_args(argv)
-    keep_private_ray_on_loopback(args)
-    try:
-        return run(task, args)
-    except (ConfigError, DataError, ResultsError) as error:
-        fail(str(error))
-    except StorageError as error:  # mid-run: the run stopped and can be resumed; 1 = errored (sweep/summary.py)
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    return guarded(run, task, args)
 
 
 def definition(task: Task, args: argparse.Namespace, stored: dict[str, Any] | None) -> dict[str, Any]:
@@ -161,12 +154,13 @@ def run(task: Task, args: argparse.Namespace) -> int:
     else:
         spec = definition(task, args, None)
         check(task, spec)
-        check_storage(storage)
         if read_spec(path) is not None:
             raise ConfigError(f"a search already exists at {path}; pass --resume to continue it or another --name")
     grid = load_grid(args.compare_grid, spec["metric"]) if args.compare_grid else None
     base = task.load("config")(**spec["base"])
     data = task.load("load_data")(base)
+    if stored is None:
+        check_storage(storage)  # after the data, so a data problem leaves no folder behind
     mode = "max" if higher_is_better(spec["metric"]) else "min"
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule  # after the checks: Ray is slow to import
 

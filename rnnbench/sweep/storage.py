@@ -24,6 +24,8 @@ FAULTS = {
     errno.EACCES: ("is not writable", "restore write permission"),
     errno.EPERM: ("is not writable", "restore write permission"),
 }
+# exit codes (sweep/summary.py): a member errored; interrupted by Ctrl-C; by SIGTERM (128 + 15)
+ERRORED, INTERRUPTED, TERMINATED = 1, 130, 143
 PROBE_BYTES = 1 << 20  # a write a nearly full disk still fails, small enough to cost nothing
 
 

@@ -12,11 +12,8 @@ from rnnbench.errors import ResultsError
 from rnnbench.results.cli import report
 from rnnbench.results.columns import default_metric
 from rnnbench.results.load import trial_overview
-from rnnbench.sweep.storage import resume_command
+from rnnbench.sweep.storage import ERRORED, INTERRUPTED, resume_command
 from rnnbench.tasks import Task
-
-INTERRUPTED = 130  # the shell's code for a process ended by Ctrl-C
-ERRORED = 1
 
 
 def summarize(path: str, task: Task, how: str) -> int:
