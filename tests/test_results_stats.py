@@ -210,9 +210,12 @@ def test_ci_of_an_accuracy_stays_in_0_1_at_two_seeds():
     assert (agg.loc["val_acc", "ci_low"], agg.loc["val_acc", "ci_high"]) == (0.0, 1.0)
     loss_low, _ = stats.t.interval(0.95, df=1, loc=0.3, scale=stats.sem([0.1, 0.5]))
     assert loss_low < 0 and agg.loc["train_loss", "ci_low"] == 0.0  # losses cannot be negative either
-    assert agg.attrs["ci_method"] == {"val_acc": "t, cut to [0, 1]", "train_loss": "t, cut to [0, inf)"}
+    assert agg.attrs["ci_method"] == {
+        "val_acc": "t, cut to [0, 1], widened at ties",
+        "train_loss": "t, cut to [0, inf), widened at ties",
+    }
     text = render(summary_table(frame(rows), by=["model"]))
-    assert "[0.000, 1.000]" in text and "95% CI (t, cut to [0, 1])" in " ".join(text.split())  # caption wraps
+    assert "[0.000, 1.000]" in text and "95% CI (t, cut to [0, 1], widened at ties)" in " ".join(text.split())  # caption wraps
     assert "-0.0" not in text and "1.05" not in text
 
 
@@ -357,3 +360,37 @@ def test_why_the_cut_t_interval_and_not_the_percentile_bootstrap():
         boot_cover = np.mean((boot[:, 0] <= mean) & (mean <= boot[:, 1]))
         assert t_cover >= 0.9 and boot_cover < 0.8, (n, t_cover, boot_cover)
         assert (low >= 0).all() and (high <= 1).all()
+
+
+@pytest.mark.parametrize("rest", [(0.7, 1.0), (0.0, 1.0)], ids=["near", "anywhere"])
+def test_intervals_cover_where_most_seeds_sit_at_the_bound(rest):
+    """The grammar regime: 60% of seeds at exactly 1.0, the rest spread below. The cut t interval
+    covers 0.73 at n = 3 (a zero-width [1, 1] whenever every seed ties); aggregate's interval,
+    widened where seeds tie, covers at least 0.93 at n >= 3 (seeded: deterministic)."""
+    from rnnbench.results.stats import bounded_t_interval
+
+    rng = np.random.default_rng(0)
+    true_mean = 0.6 + 0.4 * sum(rest) / 2
+    for n in (3, 5, 10):
+        draws = np.where(rng.random((1500, n)) < 0.6, 1.0, rng.uniform(*rest, size=(1500, n)))
+        rows = [(f"m{i}_{s}", "finished", "lstm", 0.1 * i, s, 1, v, 0.1) for i, x in enumerate(draws) for s, v in enumerate(x)]
+        agg = aggregate(frame(rows), by=["lr"], metrics=["val_acc"])
+        cover = np.mean((agg["ci_low"] <= true_mean) & (true_mean <= agg["ci_high"]))
+        low, high = bounded_t_interval(draws.mean(1), draws.std(1, ddof=1), n, 0.95, "val_acc")
+        assert cover >= 0.93, (n, cover)
+        assert np.mean((low <= true_mean) & (true_mean <= high)) < cover  # t alone falls short here
+        assert (agg["ci_high"] - agg["ci_low"]).gt(0).all()  # never zero width
+
+
+def test_tied_seeds_never_give_a_zero_width_interval_and_untied_ones_keep_t(small):
+    """Two seeds at chance (both 0.544), three at 1.0: wide intervals, not certainty. Seeds that do
+    not tie keep the plain cut t interval."""
+    rows = [("a0", "finished", "mlp", 0.1, 0, 1, 0.544, 0.7), ("a1", "finished", "mlp", 0.1, 1, 1, 0.544, 0.7)]
+    rows += [(f"b{s}", "finished", "lstm", 0.3, s, 1, 1.0, 0.1) for s in range(3)]
+    agg = aggregate(frame(rows), by=["model"], metrics=["val_acc"]).set_index("model")
+    assert agg.loc["mlp", "ci_low"] < 0.2 and agg.loc["mlp", "ci_high"] > 0.9
+    assert agg.loc["lstm", "ci_low"] == pytest.approx(0.025 ** (1 / 3)) and agg.loc["lstm", "ci_high"] == 1.0
+    plain = aggregate(small, by=["model", "epoch"], metrics=["val_acc"])
+    lstm = plain[(plain["model"] == "lstm") & (plain["epoch"] == 2)].iloc[0]
+    low, high = stats.t.interval(0.95, 2, loc=0.82, scale=stats.sem([0.80, 0.82, 0.84]))
+    assert (lstm["ci_low"], lstm["ci_high"]) == (pytest.approx(low), pytest.approx(high))
