@@ -86,7 +86,7 @@ def sample_members(
     prefixes (`prefixes[k]`, the same count for every member) with its own generator.
 
     A member draws exactly what it draws in a group of one: at t > 0 a pick is the argmax of
-    probs / noise with Exp(1) noise (the Gumbel trick torch.multinomial uses for one sample),
+    logits / t - log(noise) with Exp(1) noise (the Gumbel trick torch.multinomial uses for one sample),
     each member's noise drawn from its own generator in a tensor of its own vocabulary's shape,
     and a member stops drawing at the step where it would stop alone (all its rows ended after
     its prefixes, or max_len), so its generator goes on to the next temperature in the same
@@ -113,13 +113,12 @@ def sample_members(
         logits = logits.index_fill(2, never, float("-inf"))
         if temperature == 0:
             picked = logits.argmax(dim=-1)
-        else:
-            probs = torch.softmax(logits.float() / temperature, dim=-1)
-            noise = torch.full_like(probs, float("inf"))
+        else:  # argmax of softmax(logits / t) / noise, without the softmax (its sum is the same in a row)
+            noise = torch.full_like(logits, float("inf"))
             for k in running:
                 V = model.vocab_sizes[k]
                 noise[k, :, :V] = torch.empty(S, V, device=device).exponential_(generator=generators[k])
-            picked = (probs / noise).argmax(dim=-1)
+            picked = (logits / temperature - noise.log()).argmax(dim=-1)
         position = step + 1 - lengths  # index of `picked` among the row's new tokens; < 0: in prefix
         generating = (position >= 0) & (position < max_len) & ~done
         rows = generating.nonzero(as_tuple=True)
