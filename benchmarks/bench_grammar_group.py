@@ -8,7 +8,8 @@ Members: the study's grid (brackets, ndfa) x lrs (0.01 ... 3.0) x seeds 0-9, the
 of it in grid order, default settings (n = 150,000, batch 32, embedding 32, hidden 16, 5 temperatures
 x 100 samples). Contenders, each one whole epoch, training and scoring:
 
-(a) fused: one GrammarGroup of all members. Its epoch is split into training, held-out loss,
+(a) fused: one GrammarGroup per grammar (as the sweep's `--group all` trains them), then one of all
+    members (`--no-mixed` skips it). Each epoch is split into training, held-out loss,
     sampling (rnnbench.sampling.sample_members) and judging (validators), and the padding share
     of its steps is reported.
 (b) serial, rnnbench: GrammarRun (the group of one) for `--serial-members` members (one per grammar
@@ -17,7 +18,8 @@ x 100 samples). Contenders, each one whole epoch, training and scoring:
     torch.optim.SGD; scores with rnnbench.sampling.sample), below, on the same members.
 The serial contenders run before and after (a) and the faster of the two runs counts, so a change
 of load during the run hits the fused side no better than the serial one.
-member-epochs/s = members / seconds. (d) times the LSTM recurrence of one fused training step
+member-epochs/s = members / seconds. (e) times the head and loss of one step with torch.func.vmap
+against the batched product the group uses. (d) times the LSTM recurrence of one fused training step
 (forward + backward at K = 120, B = 32, the epoch's mean width) with the hand-written backward
 (rnnbench.fused.LSTMFunction) and with plain autograd over the same forward.
 Prints a table and writes the numbers as JSON after every part.
@@ -111,12 +113,13 @@ def reference(configs: list[GrammarConfig]) -> dict[str, Any]:
         data = GrammarData.generate(config.dataset, config.n, config.seed, config.num_samples)
         steps = GrammarGroup([config], [data]).epoch_steps()
         torch.manual_seed(config.seed)
-        model = LanguageModel(len(data.vocab), config.embed_dim, config.hidden_dim, config.num_layers, config.cell)
+        device = torch.device("cpu" if config.device == "auto" else config.device)
+        model = LanguageModel(len(data.vocab), config.embed_dim, config.hidden_dim, config.num_layers, config.cell).to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
         start = time.perf_counter()
         for step in steps:
             padded, _ = data.train.pad(step[0])
-            batch = torch.from_numpy(padded)
+            batch = torch.from_numpy(padded).to(device)
             logits, _ = model(batch[:, :-1])
             targets = batch[:, 1:].flatten()
             per_token = F.cross_entropy(logits.flatten(0, 1), targets, reduction="none")
@@ -132,7 +135,7 @@ def reference(configs: list[GrammarConfig]) -> dict[str, Any]:
             "synth": [[START]] * config.num_samples,
             "compl": [held.tokens[a : a + 1 + (b - a - 2) // 2].tolist() for a, b in zip(held.offsets[:-1], held.offsets[1:])],
         }
-        generator = torch.Generator().manual_seed(0)
+        generator = torch.Generator(device).manual_seed(0)
         with torch.no_grad():
             for mode_prefixes in prefixes.values():
                 for t in config.temperatures:
@@ -176,6 +179,30 @@ def backward_choice(members: int, width: int, repeats: int = 5) -> dict[str, Any
     return {"members": members, "width": width, **times, "autograd_over_hand": times["autograd_s"] / times["hand_written_s"]}
 
 
+def head_choice(members: int, width: int, vocab: int = 15, repeats: int = 5) -> dict[str, Any]:
+    """Seconds of the LM head and loss, forward + backward: torch.func.vmap over F.linear and
+    cross_entropy (the batching rules torch has) against one baddbmm with classes second."""
+    torch.manual_seed(0)
+    hs = torch.randn(members, width * 32, 16, requires_grad=True)
+    weight, bias = torch.randn(members, vocab, 16, requires_grad=True), torch.randn(members, vocab, requires_grad=True)
+    targets = torch.randint(0, vocab, (members, width * 32))
+
+    def vmapped() -> torch.Tensor:
+        loss = torch.func.vmap(lambda w, b, h, y: F.cross_entropy(F.linear(h, w, b), y, reduction="none"))
+        return loss(weight, bias, hs, targets)
+
+    def batched() -> torch.Tensor:
+        return F.cross_entropy(torch.baddbmm(bias.unsqueeze(2), weight, hs.transpose(1, 2)), targets, reduction="none")
+
+    times: dict[str, float] = {}
+    for name, fn in (("vmap_s", vmapped), ("bmm_classes_second_s", batched)) * 2:
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn().sum().backward()
+            times[name] = min(times.get(name, math.inf), time.perf_counter() - start)
+    return {"members": members, "width": width, **times, "vmap_over_bmm": times["vmap_s"] / times["bmm_classes_second_s"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--members", type=int, default=120)
@@ -184,6 +211,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=17, help="time steps in (d): the study grid's mean step width")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--mixed", action=argparse.BooleanOptionalAction, default=True, help="also all members in one group")
     parser.add_argument("--out", type=Path, default=Path("bench_grammar_group.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -207,21 +235,32 @@ def main() -> None:
 
     save("reference", reference(alone))
     save("serial", serial(alone))
-    save("fused", fused(configs))
+    per_grammar = [fused([c for c in configs if c.dataset == d]) for d in dict.fromkeys(c.dataset for c in configs)]
+    save(
+        "fused_per_grammar", {"groups": per_grammar, "member_epochs_per_s": len(configs) / sum(g["epoch_s"] for g in per_grammar)}
+    )
+    if args.mixed:
+        save("fused", fused(configs))
     save("serial", serial(alone))
     save("reference", reference(alone))
     save("backward", backward_choice(min(args.members, 120), args.width))
-    f = results["fused"][0]
+    save("head", head_choice(min(args.members, 120), args.width))
     best_serial = max(r["member_epochs_per_s"] for r in results["serial"])
     best_reference = max(r["member_epochs_per_s"] for r in results["reference"])
-    print(
-        f"\n{f['members']} members fused: epoch {f['epoch_s']:.0f} s (training {f['train_s']:.0f} s, held-out "
-        f"{f['held_out_s']:.1f} s, sampling {f['sampling_s']:.1f} s, judging {f['judging_s']:.1f} s), padding "
-        f"{f['padding_share']:.1%}: {f['member_epochs_per_s']:.3f} member-epochs/s\n"
-        f"one at a time: GrammarRun {best_serial:.3f}, reference nn.LSTM loop {best_reference:.3f} member-epochs/s\n"
-        f"fused / GrammarRun {f['member_epochs_per_s'] / best_serial:.1f}x, fused / reference "
-        f"{f['member_epochs_per_s'] / best_reference:.1f}x; load average {os.getloadavg()}"
-    )
+    print(f"one at a time: GrammarRun {best_serial:.3f}, reference nn.LSTM loop {best_reference:.3f} member-epochs/s")
+    for f in [*results["fused_per_grammar"][0]["groups"], *results.get("fused", [])]:
+        print(
+            f"{f['members']} members fused: epoch {f['epoch_s']:.0f} s (training {f['train_s']:.0f} s, held-out "
+            f"{f['held_out_s']:.1f} s, sampling {f['sampling_s']:.1f} s, judging {f['judging_s']:.1f} s), padding "
+            f"{f['padding_share']:.1%}: {f['member_epochs_per_s']:.3f} member-epochs/s"
+        )
+    for name in ("fused_per_grammar", "fused"):
+        if name in results:
+            rate = results[name][0]["member_epochs_per_s"]
+            print(
+                f"{name}: {rate:.3f} member-epochs/s = {rate / best_serial:.1f}x GrammarRun, {rate / best_reference:.1f}x reference"
+            )
+    print(f"load average {os.getloadavg()}")
 
 
 if __name__ == "__main__":

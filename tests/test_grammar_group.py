@@ -148,3 +148,11 @@ def test_other_cells_and_settings_match_alone(overrides):
     reports = next(GrammarGroup(configs).epochs())
     for member, config in enumerate(configs):
         assert_same_answers(reports[member], next(GrammarRun(config).epochs()))
+
+
+def test_the_grammar_task_names_its_group_and_fuses_on_cpus():
+    from rnnbench.tasks import get_task
+
+    task = get_task("grammar")
+    assert task.load("fused") is GrammarGroup and task.fuse_on_cpu is True
+    assert get_task("imdb").fuse_on_cpu is False  # BENCHMARKS.md: fusing the classifiers does not pay on 2 cores

@@ -66,6 +66,14 @@ def _concat(parts: Sequence[Sequences]) -> tuple[Sequences, np.ndarray]:
     return Sequences(np.concatenate([p.tokens for p in parts]), offsets.astype(np.int64)), starts
 
 
+def _sum_of_squares(grad: torch.Tensor) -> torch.Tensor:
+    """Each member's sum of squares of a `[K, rows, ...]` gradient, summing the rows last and in
+    order (as an outer dimension), so the zero rows a padded vocabulary adds leave it bit for bit."""
+    squares = grad * grad
+    per_row = squares.flatten(2).sum(2) if grad.dim() > 2 else squares
+    return per_row.T.contiguous().sum(0)
+
+
 class GrammarGroup(FusedGroup):
     """K grammar configurations trained as one computation; `active` lists the members still
     training, in the order of the fused model's member dimension. `data` may be None (each
@@ -202,26 +210,27 @@ class GrammarGroup(FusedGroup):
         `lengths` `[K, b]`. Returns each member's loss, summed loss over real targets and gradient
         norm before clipping, left on the device (no sync)."""
         config = self.configs[0]
-        K = batch.shape[1]
+        W, K, b = batch.shape
         logits = self.model(batch[:-1])  # [K, V, (W - 1) * b]
         targets = batch[1:].transpose(0, 1).reshape(K, -1)
-        per_token = F.cross_entropy(logits, targets, reduction="none")
-        real = (targets != PAD).float()
-        real_loss = (per_token * real).sum(1)
+        # sums over time first, then over the batch: a sum over an outer dimension runs in order, so
+        # the steps a member is padded with in a group (zeros, at the end) leave its sums bit for bit
+        per_token = F.cross_entropy(logits, targets, reduction="none").view(K, W - 1, b)
+        real = (targets != PAD).float().view(K, W - 1, b)
+        real_loss = (per_token * real).sum(1).sum(1)
         if config.mask_padding:  # = ignore_index=PAD
-            loss = real_loss / real.sum(1)
+            loss = real_loss / real.sum((1, 2))
         else:  # the mean over the member's own padded batch, `.pad` targets behind `.end` included
-            width = (lengths.max(1).values - 1)[:, None]
-            own = (torch.arange(batch.shape[0] - 1, device=batch.device).repeat_interleave(batch.shape[2]) < width).float()
-            loss = (per_token * own).sum(1) / own.sum(1)
+            own = (torch.arange(W - 1, device=batch.device)[None, :] < lengths.max(1).values[:, None] - 1).float()
+            loss = (per_token * own[:, :, None]).sum(1).sum(1) / (own.sum(1) * b)
         self.optimizer.zero_grad()
         loss.sum().backward()  # each member's gradient is that of its own loss
-        grads = [p.grad.flatten(1) for p in self.model.parameters()]
-        norm = torch.stack([g.norm(dim=1) for g in grads]).norm(dim=0)  # as torch.nn.utils.get_total_norm, per member
+        grads = [p.grad for p in self.model.parameters()]
+        norm = torch.stack([_sum_of_squares(g) for g in grads]).sum(0).sqrt()  # each member's, over all its parameters
         if config.clip_grad is not None:
             scale = (config.clip_grad / (norm + 1e-6)).clamp(max=1.0)  # as clip_grads_with_norm_
             for g in grads:
-                g.mul_(scale[:, None])
+                g.mul_(scale.view(-1, *[1] * (g.dim() - 1)))
         self.optimizer.step()
         return loss.detach(), real_loss.detach(), norm
 
@@ -239,7 +248,8 @@ class GrammarGroup(FusedGroup):
             batch = torch.from_numpy(np.ascontiguousarray(padded.transpose(2, 0, 1))).to(self.device)
             logits = self.model(batch[:-1])
             targets = batch[1:].transpose(0, 1).reshape(len(members), -1)
-            loss_sum += F.cross_entropy(logits, targets, ignore_index=PAD, reduction="none").sum(1)
+            per_token = F.cross_entropy(logits, targets, ignore_index=PAD, reduction="none")
+            loss_sum += per_token.view(len(members), batch.shape[0] - 1, -1).sum(1).sum(1)  # as in train_step
         targets = [int(self.data[m].held_out.lengths.sum() - n) for m in members]
         return [s / t for s, t in zip(loss_sum.tolist(), targets)]
 
