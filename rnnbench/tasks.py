@@ -56,6 +56,7 @@ class Task:
     run: str
     load_data: str
     fused: str | None = None  # a run class training several members as one computation, if the task has one
+    fuse_on_cpu: bool = False  # fusing pays on CPUs too (measured: BENCHMARKS.md), so --group auto fuses there
     confirm: str | None = None  # a second stage continuing the best settings, if the task has one
     confirm_help: str = ""  # what that stage does, for --help without importing it
     probe: tuple[str, int] = ("subset", 300)  # --dry-run times an epoch with this config field cut to this size
@@ -95,6 +96,8 @@ GRAMMAR = Task(
     config="rnnbench.train.configs:GrammarConfig",
     run="rnnbench.train.autoregressor:GrammarRun",
     load_data="rnnbench.train.autoregressor:load_data",
+    fused="rnnbench.train.autoregressor:GrammarGroup",
+    fuse_on_cpu=True,  # BENCHMARKS.md, "Grammar groups on 2 CPU cores"
     probe=("n", 2000),
 )
 

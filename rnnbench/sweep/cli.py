@@ -20,10 +20,9 @@ from rnnbench.config import OneLineParser, add_config_args, given_config
 from rnnbench.errors import ConfigError, DataError, ResultsError, StorageError
 from rnnbench.tasks import HOWS, Task, get_task
 
-# Fusing members pays on a GPU; on 2 CPU cores running members as separate trials side by side was
-# measured faster (BENCHMARKS.md, "Trial groups"), so CPU runs group nothing by default.
-CPU_GROUPING = "none"
-GPU_GROUPING = "all"
+# Fusing members pays on a GPU, and on CPUs for the tasks whose registry entry says so (measured:
+# BENCHMARKS.md, "Trial groups"); elsewhere members run as separate trials side by side.
+FUSED_GROUPING = "all"
 
 
 def fail(message: str) -> NoReturn:
@@ -73,8 +72,8 @@ def add_run_args(run: argparse._ArgumentGroup, default_name: str) -> None:
         choices=("auto", "none", "seeds", "all"),
         default="auto",
         help="members per trial: none (one each), seeds (a setting's seeds together), all (every lr and seed "
-        f"of a model together); fused into one computation where the task can (default auto: {GPU_GROUPING} "
-        f"on a GPU, {CPU_GROUPING} on CPUs)",
+        "of a model together); fused into one computation where the task can (default auto: all where fusing "
+        "pays, i.e. on a GPU, and on CPUs for the grammar task; none elsewhere)",
     )
     run.add_argument(
         "--resume",
@@ -222,7 +221,7 @@ def trials(
     from rnnbench.sweep.members import grid_members, group_members
 
     if grouping == "auto":
-        grouping = GPU_GROUPING if gpus > 0 and task.fused else CPU_GROUPING
+        grouping = FUSED_GROUPING if task.fused and (gpus > 0 or task.fuse_on_cpu) else "none"
     groups = group_members(task, grid_members(task, axes), grouping)
     if share and gpus > 0:
         alone = grouping != "none" or len(groups) <= gpus

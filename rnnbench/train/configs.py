@@ -105,6 +105,8 @@ class GrammarConfig:
     batch_size: int = 32
     batching: str = "bucket"
     seed: int = 0
+    momentum: float = 0.0
+    order_seed: int = 0  # orders the length buckets' steps; trials trained as a group share it
     cell: str = "lstm"  # lstm or gru (rnnbench.models.LM_CELLS)
     num_layers: int = 1
     embed_dim: int = 32
@@ -131,7 +133,8 @@ class GrammarConfig:
         if self.clip_grad is not None:
             require_positive(clip_grad=self.clip_grad)
         check_batching_and_device(self.batching, self.device)
-        require_seed(seed=self.seed)
+        require_non_negative(momentum=self.momentum)
+        require_seed(seed=self.seed, order_seed=self.order_seed)
         if self.batch_size > self.n:
             raise ConfigError(
                 f"batch_size {self.batch_size} is larger than the training set (n={self.n} words); "

@@ -15,11 +15,9 @@ the group's throughput is their sum).
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,59 +27,35 @@ import torch.nn.functional as F
 from rnnbench import metrics as M
 from rnnbench.data.batching import Sequences, group_batches, order_rng, token_batches
 from rnnbench.data.text import TextData
-from rnnbench.errors import ConfigError, DataError
+from rnnbench.errors import DataError
 from rnnbench.fused import GroupClassifier, GroupSGD, stacked_ids
 from rnnbench.models import Classifier
+from rnnbench.train import members
 from rnnbench.train.classifier import EVAL_BATCH_TOKENS, ClassifierConfig, load_data
-from rnnbench.train.common import OnBatch, load_checkpoint, pick_device, save_checkpoint, seed_everything
+from rnnbench.train.common import pick_device, seed_everything
+from rnnbench.train.members import FusedGroup
 
 MEMBER_FIELDS = ("lr", "seed", "momentum")  # each member's own; every other config field must agree
 
 
 def group_key(config: ClassifierConfig) -> tuple[tuple[str, Any], ...]:
-    """The (field, value) pairs that configs must share to train in one group: all fields but
-    MEMBER_FIELDS (architecture, sizes, data, batching, epochs, device, ...)."""
-    return tuple(
-        (field.name, getattr(config, field.name)) for field in dataclasses.fields(config) if field.name not in MEMBER_FIELDS
-    )
+    """The (field, value) pairs that configs must share to train in one group."""
+    return members.group_key(config, MEMBER_FIELDS)
 
 
-def check_group(configs: Sequence[ClassifierConfig]) -> None:
-    """Raise a one-line ConfigError naming the first field on which the configs disagree."""
-    if not configs:
-        raise ConfigError("a group needs at least one config")
-    first = group_key(configs[0])
-    for i, config in enumerate(configs[1:], start=1):
-        for (name, ours), (_, theirs) in zip(first, group_key(config)):
-            if ours != theirs:
-                raise ConfigError(
-                    f"configs 0 and {i} cannot share a group: {name} differs ({ours!r} vs {theirs!r}); "
-                    "split the configs by rnnbench.train.group.group_key"
-                )
-
-
-def _sgd_state_dict(config: ClassifierConfig, names: list[str], buffers: dict[str, torch.Tensor] | None) -> dict:
-    """What `torch.optim.SGD(Classifier(...).parameters(), lr, momentum).state_dict()` of a solo
-    run holds, built on placeholder parameters so a member checkpoint loads into a ClassifierRun."""
-    params = [torch.nn.Parameter(torch.empty(0, device="meta")) for _ in names]
-    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum)
-    if buffers is not None:
-        for param, name in zip(params, names):
-            optimizer.state[param]["momentum_buffer"] = buffers[name]
-    return optimizer.state_dict()
-
-
-class GroupRun:
+class GroupRun(FusedGroup):
     """The members' fused model, grouped optimizer, batch generators and epoch counter.
 
     `members` below are positions in `configs`; `active` lists the members still training, in
     the order of the fused model's member dimension. `on_batch`, when set, is called after every
     training step (one batch of every member) with (steps done, steps in the epoch)."""
 
-    on_batch: OnBatch | None = None
+    config_cls = ClassifierConfig
+    load_data = staticmethod(load_data)
+    member_fields = MEMBER_FIELDS
 
     def __init__(self, configs: Sequence[ClassifierConfig], data: TextData | None = None):
-        check_group(configs)
+        self.check_group(configs)
         self.configs = list(configs)
         base = self.configs[0]
         self.data = data if data is not None else load_data(base)
@@ -93,26 +67,19 @@ class GroupRun:
             sparse=all(config.momentum == 0 for config in configs),
         )  # fmt: skip
         self.rngs: list[np.random.Generator] = []
-        self._torch_rng: list[torch.Tensor] = []  # each member's torch RNG right after its init, as a solo run has it
+        self.torch_rngs: list[torch.Tensor] = []  # each member's torch RNG right after its init, as a solo run has it
         for k, config in enumerate(self.configs):
             self.rngs.append(seed_everything(config.seed))
             solo = Classifier(
                 base.model, vocab_size, self.data.num_classes, base.embed_dim, base.hidden_dim
             )  # ClassifierRun's weights
-            self._torch_rng.append(torch.get_rng_state())
+            self.torch_rngs.append(torch.get_rng_state())
             self.model.load_member_state_dict(k, solo.state_dict())
             del solo
         self.model.to(self.device)
         self.optimizer = GroupSGD(self.model, [c.lr for c in self.configs], [c.momentum for c in self.configs])
-        self.active = list(range(len(configs)))
-        self.finished: dict[int, dict[str, Any]] = {}  # diverged members' checkpoints, frozen when they diverged
-        self.epoch = 0
+        self._start()
         self._eval_batches = token_batches(self.data.eval.lengths, EVAL_BATCH_TOKENS)
-
-    def epochs(self) -> Iterator[dict[int, dict[str, Any]]]:
-        """Train epoch after epoch until config.epochs or until every member has diverged."""
-        while self.active and self.epoch < self.configs[0].epochs:
-            yield self.run_epoch()
 
     def run_epoch(self) -> dict[int, dict[str, Any]]:
         start = time.perf_counter()
@@ -195,100 +162,9 @@ class GroupRun:
         return (torch.from_numpy(rows).to(**to), torch.from_numpy(lengths).to(**to),
                 torch.from_numpy(split.labels[step]).to(**to))  # fmt: skip
 
-    def _drop(self, members: list[int]) -> None:
-        """Freeze the checkpoints of `members` and take them out of the fused model."""
-        if not members:
-            return
-        for member in members:
-            self.finished[member] = {**self.member_state_dict(member), "diverged": True}
-        keep = [j for j, member in enumerate(self.active) if member not in members]
-        self.model.keep_members(keep)
-        self.optimizer.keep_members(keep)
-        self.active = [self.active[j] for j in keep]
+    def _extra_state(self, member: int) -> dict[str, Any]:
+        return {"vocab": self.data.vocab}
 
-    # --- checkpoints ---------------------------------------------------------------------------
-
-    def member_state_dict(self, member: int) -> dict[str, Any]:
-        """Member `member` as a ClassifierRun checkpoint: `ClassifierRun.load_state_dict` takes it
-        and continues that trial alone (and `load_member_state_dict` takes a solo run's back)."""
-        if member in self.finished:
-            return self.finished[member]
-        j, config = self.active.index(member), self.configs[member]
-        model = self.model.member_state_dict(j)
-        buffers = None
-        if self.optimizer.buffers is not None and config.momentum > 0:
-            buffers = self.model.member_state_dict(j, self.optimizer.buffers)
-        return {
-            "config": dataclasses.asdict(config),
-            "model": model,
-            "optimizer": _sgd_state_dict(config, list(model), buffers),
-            "rng": {"numpy": self.rngs[member].bit_generator.state, "torch": self._torch_rng[member]},
-            "epoch": self.epoch,
-            "diverged": False,
-            "vocab": self.data.vocab,
-        }
-
-    def load_member_state_dict(self, member: int, state: dict[str, Any]) -> None:
-        """Continue an active member from a checkpoint of its own (a ClassifierRun's or a group's)
-        taken at the group's epoch. Its lr and momentum stay those of its config."""
+    def _check_state(self, member: int, state: dict[str, Any]) -> None:
         if tuple(state["vocab"]) != self.data.vocab:
             raise DataError("checkpoint vocabulary differs from the data's; load the data with the checkpoint's vocab")
-        if member not in self.active:
-            raise ConfigError(f"member {member} has diverged and left the group; restore a fresh GroupRun instead")
-        if state["epoch"] != self.epoch or state["diverged"]:
-            raise ConfigError(
-                f"member {member}'s checkpoint is at epoch {state['epoch']}{' (diverged)' if state['diverged'] else ''}, "
-                f"the group at {self.epoch}; group only members that stopped at the same epoch"
-            )
-        j = self.active.index(member)
-        self.model.load_member_state_dict(j, state["model"])
-        if self.optimizer.buffers is not None:
-            saved = state["optimizer"]["state"]
-            buffers = {}
-            for i, name in enumerate(self.model.layout()):  # no buffer yet (no step taken): torch starts from zero
-                buffer = saved.get(i, {}).get("momentum_buffer")
-                buffers[name] = buffer if buffer is not None else torch.zeros_like(state["model"][name])
-            self.model.load_member_state_dict(j, buffers, stacked=self.optimizer.buffers)
-        self.rngs[member].bit_generator.state = state["rng"]["numpy"]
-        self._torch_rng[member] = state["rng"]["torch"]
-
-    def state_dict(self) -> dict[str, Any]:
-        """Every member's checkpoint, in config order (diverged ones as they were when they stopped)."""
-        return {"members": [self.member_state_dict(member) for member in range(len(self.configs))]}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Load into a run that has not trained yet (as `restore` does)."""
-        members = state["members"]
-        if len(members) != len(self.configs):
-            raise ConfigError(f"checkpoint holds {len(members)} members, the group {len(self.configs)}; pass the same configs")
-        if self.epoch != 0 or len(self.active) != len(self.configs):
-            raise ConfigError("load a group checkpoint into a fresh GroupRun; use GroupRun.restore")
-        live = [m for m, s in enumerate(members) if not s["diverged"]]
-        epochs = {members[m]["epoch"] for m in live}
-        if len(epochs) > 1:
-            raise ConfigError(f"the checkpoint's live members are at different epochs {sorted(epochs)}; restore them separately")
-        self.epoch = epochs.pop() if epochs else max(s["epoch"] for s in members)
-        for member in live:
-            self.load_member_state_dict(member, members[member])
-        self.finished = {m: s for m, s in enumerate(members) if s["diverged"]}
-        keep = [j for j, member in enumerate(self.active) if member in live]
-        self.model.keep_members(keep)
-        self.optimizer.keep_members(keep)
-        self.active = live
-
-    def save(self, path: str | os.PathLike) -> None:
-        save_checkpoint(self.state_dict(), path)
-
-    @classmethod
-    def restore(
-        cls, path: str | os.PathLike, configs: Sequence[ClassifierConfig] | None = None, data: TextData | None = None
-    ) -> GroupRun:
-        """Continue a saved group; pass changed `configs` to go on differently (their lrs and
-        momenta win over the saved ones), the data then encoded with the checkpoint's vocabulary."""
-        state = load_checkpoint(path)
-        configs = configs or [ClassifierConfig(**member["config"]) for member in state["members"]]
-        if data is None:
-            data = load_data(configs[0], vocab=tuple(state["members"][0]["vocab"]))
-        run = cls(configs, data)
-        run.load_state_dict(state)
-        return run
