@@ -601,9 +601,10 @@ class GroupSGD:
             if p.grad is None:
                 continue
             if p.grad.is_sparse:  # scale each touched row by its member's lr, then add as torch's SGD does
-                member = torch.clamp(p.grad._indices()[0] // self.model.vocab_size, max=len(neg_lr) - 1)
-                p.grad._values().mul_(neg_lr[member].unsqueeze(1))
-                p.add_(p.grad)
+                grad = p.grad.coalesce()
+                member = torch.clamp(grad.indices()[0] // self.model.vocab_size, max=len(neg_lr) - 1)
+                scaled = grad.values() * neg_lr[member].unsqueeze(1)
+                p.add_(torch.sparse_coo_tensor(grad.indices(), scaled, grad.shape, check_invariants=False, is_coalesced=True))
                 continue
             step = self.model.by_member(name, p.grad)
             if self.buffers is not None:

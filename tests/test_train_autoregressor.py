@@ -153,7 +153,7 @@ def test_gradient_clipping_bounds_each_step(brackets_data):
 
 
 def test_divergence_stops_cleanly(tmp_path):
-    config = GrammarConfig(n=200, lr=float("inf"), epochs=3, temperatures=(0.0, 1.0), num_samples=5, device="cpu")
+    config = GrammarConfig(n=200, lr=1e300, epochs=3, temperatures=(0.0, 1.0), num_samples=5, device="cpu")
     run = GrammarRun(config)
     results = list(run.epochs())
     assert len(results) == 1 and results[0][metrics.DIVERGED]
