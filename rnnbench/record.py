@@ -178,10 +178,13 @@ def resume_epoch(fs: pafs.FileSystem, folder: str) -> int | None:
 
 def prune_states(fs: pafs.FileSystem, folder: str) -> None:
     """Keep the newest KEPT_STATES states: with two, a crash between a member's state and its row
-    still leaves the epoch before, which has both."""
-    for epoch in state_epochs(fs, folder)[:-KEPT_STATES]:
+    still leaves the epoch before, which has both. Temp files a crash left mid-write go too (the
+    member's one writer is the caller)."""
+    found = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    old = [state_path(folder, epoch) for epoch in state_epochs(fs, folder)[:-KEPT_STATES]]
+    for path in old + [i.path for i in found if i.base_name.startswith(".") and ".tmp-" in i.base_name]:
         with contextlib.suppress(FileNotFoundError):
-            fs.delete_file(state_path(folder, epoch))
+            fs.delete_file(path)
 
 
 def is_done(rows: list[dict[str, Any]], epochs: int) -> bool:

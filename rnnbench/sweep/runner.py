@@ -152,6 +152,8 @@ def quiet_tune_console() -> None:
     resume with `Tuner.restore`, which is not how an rnnbench sweep resumes, are dropped: Tune's
     errors still come through. A RAY_AIR_NEW_OUTPUT set by the user wins."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # a trial ended by a storage fault reports no objective; the schedulers and searchers skip it
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
 
 

@@ -92,15 +92,15 @@ def starting_states(fs: pafs.FileSystem, folders: list[str], members: list[dict[
     members' writes of one epoch leaves some a state ahead; each keeps the one before). A member
     with `restore_from` and no record of its own starts from that state of an earlier experiment."""
     resumable = [record.resume_epoch(fs, folder) for folder in folders]
+    restored = [RESTORE_FROM in member for member in members]
+    initial = [load_state(*record.open_fs(member[RESTORE_FROM])) for member in members] if any(restored) else None
     if all(epoch is None for epoch in resumable):
-        if not any(RESTORE_FROM in member for member in members):
-            return None
-        return [load_state(*record.open_fs(member[RESTORE_FROM])) for member in members]
+        return initial
     rows = [record.read_rows(fs, folder) for folder in folders]
     diverged = [bool(r) and r[-1].get("diverged") is True for r in rows]
     live = [epoch for epoch, gone in zip(resumable, diverged) if not gone]
-    if any(epoch is None for epoch in live):
-        return None
+    if any(epoch is None for epoch in live):  # one member has nothing to resume from: all start again
+        return initial
     common = min(live, default=None)
     return [
         load_state(fs, record.state_path(folder, epoch if gone else common))
@@ -162,6 +162,7 @@ def train(
     node_ip = ray.util.get_node_ip_address()  # which node trained it, for cluster runs
     poster = BatchPoster.connect(start)
     group.on_batch = poster
+    result: dict[str, Any] = {}
     for reports in group.epochs():
         states = group.state_dict()[MEMBERS]
         for i in reports:
@@ -175,7 +176,7 @@ def train(
             means[epoch] = statistics.fmean(values)
         if poster is not None:
             poster.epoch = epoch
-        result: dict[str, Any] = {
+        result = {
             "epoch": epoch,
             MEMBERS: {
                 members[i][NAME]: {
@@ -188,9 +189,16 @@ def train(
             },
         }
         if epoch in means:
-            best = max(means.values(), key=lambda v: sign * v) if how == "peak" else means[max(means)]
-            result.update({metric: means[epoch], SCORE: best})
+            result.update({metric: means[epoch], SCORE: score(means, sign, how)})
         tune.report(result)
+    if not result and means:  # every member was done already (a resumed search): the recorded score
+        last = max(means)
+        tune.report({"epoch": last, MEMBERS: {}, metric: means[last], SCORE: score(means, sign, how)})
+
+
+def score(means: dict[int, float], sign: int, how: str) -> float:
+    """The objective of a seed-mean curve: its best epoch (peak) or its last (final)."""
+    return max(means.values(), key=lambda v: sign * v) if how == "peak" else means[max(means)]
 
 
 def seed_means(rows: list[list[dict[str, Any]]], metric: str) -> dict[int, float]:
