@@ -1,265 +1,302 @@
-"""A driver SIGKILLed at exact points of a sweep, each kill followed by a --resume that is killed at
-the next point, and a last --resume without kills: every member still ends with each epoch exactly
-once, and with the metrics a run without Ray or kills computes.
+"""A sweep SIGKILLed at exact points of its writes, each kill followed by a --resume killed at the
+next point, and a last --resume without kills: every member still ends with each epoch exactly
+once, and with the metrics an uninterrupted run without Ray computes.
 
-The kill points (tests/killpoints.py) are function calls in the driver, not sleeps: Ray's start,
-the first result, a checkpoint's registration, the deletion of a checkpoint beyond num_to_keep
-(the window in which the saved experiment state names a checkpoint that is gone, repaired by
-rnnbench.sweep.recovery) and the closing summary. Chains: the grammar grid (every point), the
-seed-aware search, and the IMDB grid's confirmation stage.
+The kill points (tests/killpoints.py) are calls of our own functions, wherever they run: a
+member's state file (before / after it is written), its row (before / after it is appended),
+the pruning of its old states (in Ray's workers), Ray's start, Optuna's `tell` and the closing
+summary (in the driver). After each kill the killed driver's Ray folder is deleted: the record
+alone is the experiment. Chains: the grammar grid (every point), the grouped grammar grid (a kill
+between two members' writes of one epoch), the seed-aware search, the IMDB grid's confirmation
+stage, and a seeded random chain.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
+import random
 import shutil
-import signal
 import subprocess
 import sys
-import time
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from ray import tune
+from killpoints import DEADLINE_S, ROOT, WRITE_POINTS, Reached, killed_at
+from recorded import assert_every_epoch_once_as_computed, raw_rows
 
-from rnnbench import metrics as M
-from rnnbench import results
-from rnnbench.sweep.members import MEMBERS, NAME
-from rnnbench.sweep.recovery import CheckpointFallback, checkpoint_index, repair, with_fallback
-from rnnbench.sweep.runtime import SPEC_FILE
-from rnnbench.sweep.search import study_values
-from rnnbench.sweep.trainable import TASK, make_group, member_configs
-from rnnbench.tasks import RESTORE_FROM, get_task
-from rnnbench.train.common import load_checkpoint
+from rnnbench import record
+from rnnbench.sweep.study import study_values
 
-ROOT = Path(__file__).resolve().parents[1]
-HARNESS = ROOT / "tests" / "killpoints.py"
-# With this, Ray writes the experiment state only at a run's start and end and when it forces a write
-# (every num_to_keep = 2 checkpoints of a trial), never on its 10 s timer: which checkpoint the
-# state names at a kill point follows from the counts below, however slow the machine is.
-ENV = {"TUNE_GLOBAL_CHECKPOINT_S": "3600"}
-TIMINGS = {M.EPOCH_S, M.TOKENS_PER_S}  # the only metrics that differ between two identical runs
-# CheckpointFallback's line for a trial it repairs. Each chain's deletion-window kill falls in the
-# experiment's first Ray session, where the counts alone say that the state names the checkpoint
-# Ray has just deleted (no earlier session's writes to account for).
-NOTE = "(the checkpoint the experiment state names is missing)"
+pytestmark = pytest.mark.slow
+
+SMALL = ["--n", "2000", "--epochs", "3", "--max-concurrent", "1"]  # one trial at a time: the passes come in one order
+GRID = ["--datasets", "brackets", "--lrs", "0.5", "--seeds", "0", "1", "--group", "none", *SMALL]  # a trial per member
+METRIC = "synth_acc@t1"  # the grammar task's objective
 
 
-def killed_at(point: str, n: int, script: str, args: list[str], log: Path) -> str:
-    """Run the sweep script until its n-th pass at `point`, SIGKILL its process group there (the
-    driver and the Ray it started), and return what it wrote to stderr."""
-    signal_file = log.with_suffix(".reached")
-    with log.open("w") as stderr:
-        driver = subprocess.Popen(
-            [sys.executable, str(HARNESS), point, str(n), str(signal_file), "--", str(ROOT / "sweeps" / script), *args],
+def short_tmp() -> Iterator[Path]:
+    """A TMPDIR for the sweeps: Ray's session folder and the driver's temporary Ray experiment
+    folder go there, apart from other users' Ray (and short: Ray's socket paths must fit 107 bytes)."""
+    folder = Path(tempfile.mkdtemp(prefix="kp-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+tmpdir_short = pytest.fixture(short_tmp)
+module_tmpdir_short = pytest.fixture(short_tmp, scope="module", name="module_tmpdir_short")
+
+
+@dataclasses.dataclass
+class Experiment:
+    """A sweep script with its first and its --resume arguments, run with its own TMPDIR."""
+
+    script: str
+    fresh: list[str]
+    resume: list[str]
+    path: Path
+    tmp: Path
+
+    def argv(self, args: list[str]) -> list[str]:
+        return [sys.executable, str(ROOT / "sweeps" / self.script), *args]
+
+    def next_args(self) -> list[str]:
+        """The same command again while nothing was recorded (a kill before the spec), else its --resume form."""
+        return self.resume if (self.path / record.SPEC).exists() else self.fresh
+
+    def run(self, args: list[str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            self.argv(self.next_args() if args is None else args),
+            capture_output=True,
+            text=True,
+            timeout=DEADLINE_S,
             cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env={**os.environ, **ENV},
-            start_new_session=True,
+            env={**os.environ, "TMPDIR": str(self.tmp)},
         )
-        deadline = time.monotonic() + 300  # a generous bound; the wait ends when the point is reached
-        while not signal_file.exists() and driver.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        try:
-            os.killpg(driver.pid, signal.SIGKILL)
-        except ProcessLookupError:  # it ended by itself; the assertion below says so
-            pass
-        driver.wait()
-    text = log.read_text()
-    assert signal_file.exists(), f"{script} never reached {point} #{n} (exit {driver.returncode}): {text[-3000:]}"
-    return text
+
+    def kill(self, point: str, n: int, log: Path) -> Reached:
+        reached = killed_at(point, n, self.argv(self.next_args()), log, env={"TMPDIR": str(self.tmp)})
+        forgotten = forget_ray(self.tmp)
+        if point in WRITE_POINTS:  # the hook reached Ray's workers: the pass was counted in one
+            assert reached.in_ray_worker, reached
+            assert forgotten == 1  # Ray's state of the killed run was there, and is gone now
+        else:
+            assert reached.in_driver, reached
+        return reached
+
+    def chain(self, points: list[tuple[str, int, str]], logs: Path) -> tuple[list[Reached], subprocess.CompletedProcess]:
+        """Kill a run at each (point, pass, where) in turn, each the --resume of the one before
+        (`where`: a part of what the pass wrote, e.g. `seed0/state-2.pt`, so the kill is where
+        the test says), then resume once more without kills, which must end with exit 0."""
+        logs.mkdir()
+        reached = []
+        for i, (point, n, where) in enumerate(points):
+            reached.append(self.kill(point, n, logs / f"{i}-{point}.err"))
+            assert where in reached[-1].what, (reached[-1], reached[-1].stderr[-3000:])
+        done = self.run()
+        assert done.returncode == 0, done.stderr[-3000:]
+        return reached, done
 
 
-def sweep(script: str, args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "sweeps" / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, **ENV},
-        cwd=ROOT,
+def forget_ray(tmp: Path) -> int:
+    """Delete what a killed driver left of Ray's experiment state (its temporary folder, which the
+    driver deletes when it ends): a --resume must not need it. How many there were."""
+    folders = list(tmp.glob("rnnbench-ray-*"))
+    for folder in folders:
+        shutil.rmtree(folder)
+    return len(folders)
+
+
+def grammar_grid(tmp_path: Path, tmp: Path, *extra: str) -> Experiment:
+    storage, name = tmp_path / "runs", "g"
+    where = ["--storage", str(storage), "--name", name]
+    # --max-concurrent is how this run goes, not part of the experiment: each resume repeats it
+    return Experiment(
+        "grammar_grid.py", [*GRID, *extra, *where], [*where, "--max-concurrent", "1", "--resume"], storage / name, tmp
     )
 
 
-def chain(script: str, fresh: list[str], resume: list[str], spec: Path, points: list[tuple[str, int]], logs: Path) -> list[str]:
-    """Kill a run at each point in turn (the same command again while nothing was written, else
-    its --resume form), then resume once more without kills; the stderr of every run."""
-    logs.mkdir()
-    errs = []
-    for i, (point, n) in enumerate(points):
-        errs.append(killed_at(point, n, script, resume if spec.exists() else fresh, logs / f"{i}-{point}.err"))
-    done = sweep(script, resume)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return [*errs, done.stderr]
+def record_files(path: Path) -> list[str]:
+    """The experiment folder's entries, members' files by kind (state files as state-<n>.pt)."""
+    names = sorted(p.name for p in path.iterdir())
+    for member in sorted((path / record.MEMBERS).iterdir()):
+        names += sorted({"state-<n>.pt" if record.STATE.fullmatch(p.name) else p.name for p in member.iterdir()})
+    return names
 
 
-def replay(path: Path, data: object = None) -> pd.DataFrame:
-    """What every trial of the experiment computes, run here without Ray or kills: its own config
-    (params.json) through the trainable's own group, starting where a confirmation member starts.
-    One row per member and epoch, as `results.load` has them."""
-    rows = []
-    for params in sorted(path.glob("*/params.json")):
-        config = json.loads(params.read_text())
-        task = get_task(config[TASK])
-        members = config[MEMBERS]
-        group = make_group(task, member_configs(task, config), data)
-        if any(RESTORE_FROM in member for member in members):
-            group.load_state_dict({MEMBERS: [load_checkpoint(Path(m[RESTORE_FROM]) / f"{m[NAME]}.pt") for m in members]})
-        for reports in group.epochs():
-            rows += [{"trial": members[i][NAME], **report} for i, report in reports.items()]
-    return pd.DataFrame(rows)
+def snapshot(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-def assert_every_epoch_once_as_computed(path: Path, data: object = None) -> pd.DataFrame:
-    """Every member finished with each of its epochs exactly once (in `results.load`, and none
-    missing from its result.json), with the metrics of an uninterrupted run."""
-    df = results.load(path)
-    expected = replay(path, data)
-    assert set(df["status"]) == {"finished"}
-    assert not df.duplicated(["trial", "epoch"]).any()
-    assert sorted(zip(df["trial"], df["epoch"])) == sorted(zip(expected["trial"], expected["epoch"]))
-    for name, epochs in expected.groupby("trial")["epoch"]:
-        assert set(logged_epochs(path, name)) == set(epochs), name  # no row lost from the raw log
-    columns = ["trial", "epoch", *sorted(set(expected.columns) - TIMINGS - {"trial", "epoch"})]
-    got = df[columns].sort_values(["trial", "epoch"]).reset_index(drop=True)
-    want = expected[columns].sort_values(["trial", "epoch"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(got, want, check_dtype=False, check_exact=True)
-    return df
-
-
-def logged_epochs(path: Path, member: str) -> list[int]:
-    """The member's epochs in the raw result.json of its trial, repeats included."""
-    epochs = []
-    for log in path.glob("*/result.json"):
-        for line in log.read_text().splitlines():
-            report = json.loads(line).get(MEMBERS, {}).get(member) if line.strip() else None
-            if report is not None:
-                epochs.append(report["epoch"])
-    return epochs
+# --- the chains ----------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def grammar_chain(tmp_path_factory) -> tuple[Path, list[str]]:
-    """One grammar grid (2 trials, 6 epochs each, one at a time) killed at Ray's start, in the
-    deletion window, at the first result, after a checkpoint's registration and at the summary,
-    then resumed to the end. The deletion is the 2nd of a fresh trial: at its 4th checkpoint, Ray
-    deletes its 2nd, the one the state (forced after its 2nd) names. It falls in the experiment's
-    first Ray session (see NOTE)."""
-    tmp = tmp_path_factory.mktemp("grammar")
-    storage, name = tmp / "runs", "g"
-    fresh = ["--datasets", "brackets", "--lrs", "0.5", "--seeds", "0", "1", "--epochs", "6", "--n", "300"]
-    fresh += ["--num-samples", "5", "--max-concurrent", "1", "--storage", str(storage), "--name", name]
-    resume = ["--storage", str(storage), "--name", name, "--resume"]
-    points = [("ray-start", 1), ("checkpoint-deleted", 2), ("first-report", 1), ("checkpoint-registered", 3), ("summary", 1)]
-    return storage / name, chain("grammar_grid.py", fresh, resume, storage / name / SPEC_FILE, points, tmp / "logs")
+def grammar_chain(tmp_path_factory, module_tmpdir_short) -> tuple[Experiment, list[Reached], subprocess.CompletedProcess]:
+    """The grammar grid (2 one-member trials x 3 epochs, one trial at a time) killed at every point.
+    A fresh run writes, per epoch of seed0 then of seed1: state, row, prune."""
+    tmp_path = tmp_path_factory.mktemp("grid")
+    experiment = grammar_grid(tmp_path, module_tmpdir_short)
+    points = [
+        ("ray-start", 1, ""),  # before anything is recorded: the next run starts afresh
+        ("after-state", 2, "seed0/state-2.pt"),  # seed0's state 2 without its row: resumes from 1
+        ("before-row", 2, "seed0 epoch 3"),  # state 2 again and its row, then state 3 without its row
+        ("after-row", 2, "seed1 epoch 1"),  # seed0 finishes; seed1's first row, its states not pruned
+        ("before-state", 2, "seed1/state-3.pt"),  # seed1's epoch 2 recorded, epoch 3 trained
+        ("after-prune", 1, "seed1"),  # seed1's last epoch recorded, not yet reported to Tune
+        ("summary", 1, ""),  # everything recorded: no trial runs, killed in the report
+    ]
+    return experiment, *experiment.chain(points, tmp_path / "logs")
 
 
-@pytest.mark.slow
 def test_grammar_grid_survives_a_kill_at_every_point(grammar_chain):
-    path, errs = grammar_chain
-    assert NOTE in errs[2] and "brackets_lr0.5_seed0" in errs[2]  # the run after the deletion window
-    assert sum(NOTE in err for err in errs) == 1
-    assert "Error handling checkpoint" not in "".join(errs)  # Ray never tripped over a deleted checkpoint
-    assert len(assert_every_epoch_once_as_computed(path)) == 2 * 6
+    experiment, reached, done = grammar_chain
+    assert [r.point for r in reached] == [
+        "ray-start",
+        "after-state",
+        "before-row",
+        "after-row",
+        "before-state",
+        "after-prune",
+        "summary",
+    ]
+    df = assert_every_epoch_once_as_computed(experiment.path)
+    assert len(df) == 2 * 3
+    assert "resuming: 2 of 2 trials done" in done.stderr  # the run after the summary's kill trained nothing
+    assert len(raw_rows(experiment.path, "brackets_lr0.5_seed0")) == 3  # no epoch recorded twice: each kill cut one
 
 
-@pytest.mark.slow
-def test_fallback_takes_the_newest_complete_logged_checkpoint(grammar_chain, tmp_path, capsys):
-    """On a copy of the finished grid, as Ray restores its trials from the files: with the named
-    checkpoint gone the trial points at the one before it, with the metrics of its row; with that
-    one incomplete too it starts over. Either way its next checkpoint gets a new folder name."""
-    path, _ = grammar_chain
-    copy = tmp_path / "copy"
-    shutil.copytree(path, copy)
-    trial_dir = copy / "brackets_lr0.5_seed0"
-    named = tune.ExperimentAnalysis(str(copy)).trials
-    latest = {str(t): Path(t.checkpoint.path).name for t in named}["brackets_lr0.5_seed0"]
-    shutil.rmtree(trial_dir / latest)
-    before = sorted(p.name for p in trial_dir.glob("checkpoint_*"))[-1]  # the one registered before it
-    rows = {r["checkpoint_dir_name"]: r for r in map(json.loads, (trial_dir / "result.json").read_text().splitlines())}
-
-    trial = next(t for t in tune.ExperimentAnalysis(str(copy)).trials if str(t) == "brackets_lr0.5_seed0")
-    repair(trial)
-    assert trial.checkpoint.path == str(trial_dir / before)
-    assert trial.latest_checkpoint_result.metrics == rows[before]
-    assert trial.storage.current_checkpoint_index == checkpoint_index(before)  # the next one: a new name
-    assert f"note: brackets_lr0.5_seed0 resumes from {before} {NOTE}" in capsys.readouterr().err
-
-    (trial_dir / before / "score.json").unlink()
-    trial = next(t for t in tune.ExperimentAnalysis(str(copy)).trials if str(t) == "brackets_lr0.5_seed0")
-    repair(trial)
-    assert trial.checkpoint is None and trial.storage.current_checkpoint_index == checkpoint_index(before)
-    assert "brackets_lr0.5_seed0 starts over" in capsys.readouterr().err
-
-    untouched = next(t for t in tune.ExperimentAnalysis(str(copy)).trials if str(t) == "brackets_lr0.5_seed1")
-    named = untouched.checkpoint.path
-    repair(untouched)
-    assert untouched.checkpoint.path == named and capsys.readouterr().err == ""
+def test_ray_state_is_not_kept_and_resuming_a_finished_experiment_does_nothing(grammar_chain):
+    """Ray's experiment folder is a temporary one, deleted at the end (the chain deleted a killed
+    driver's): the experiment folder holds the record alone. A --resume of the finished
+    experiment trains nothing, changes no file and exits 0."""
+    experiment, _, _ = grammar_chain
+    assert record_files(experiment.path) == [record.MEMBERS, record.SPEC, *[record.MEMBER, record.ROWS, "state-<n>.pt"] * 2]
+    assert not list(experiment.tmp.glob("rnnbench-ray-*"))  # the last run removed its own
+    before = snapshot(experiment.path)
+    again = experiment.run(experiment.resume)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "resuming: 2 of 2 trials done (kept), 0 to train" in again.stderr
+    assert snapshot(experiment.path) == before
+    assert not list(experiment.tmp.glob("rnnbench-ray-*"))
 
 
-def test_a_restored_tuner_runs_the_fallback(tmp_path):
-    """Tuner.restore takes no callbacks: it unpickles the RunConfig's, so a tuner made by run_grid
-    brings its CheckpointFallback back, and with_fallback adds one to a tuner made without."""
+def test_grouped_grid_survives_kills_between_members_writes(tmp_path, tmpdir_short):
+    """--group seeds: one trial trains seed0 and seed1 in turn; per epoch it writes seed0's state,
+    seed1's state, seed0's row (and prune), seed1's row (and prune). Kills fall between the two
+    members' writes of one epoch, so one member is an epoch ahead of the other: both resume from
+    the epoch they share, and the member ahead trains its epoch again (a repeated raw row, the
+    same metrics)."""
+    experiment = grammar_grid(tmp_path, tmpdir_short, "--group", "seeds")
+    points = [
+        ("after-state", 1, "seed0/state-1.pt"),  # seed0's state 1 only: both start over
+        ("before-row", 2, "seed1 epoch 1"),  # seed0's row 1 written, seed1's not: both start over again
+        ("after-row", 3, "seed0 epoch 2"),  # seed0's row 2 written, seed1's not: both from epoch 1
+        ("before-state", 4, "seed1/state-3.pt"),  # epoch 2 recorded for both; seed0's state 3 without its row, seed1's none
+    ]
+    experiment.chain(points, tmp_path / "logs")
+    df = assert_every_epoch_once_as_computed(experiment.path)
+    assert len(df) == 2 * 3 and set(df["group"]) == {"brackets_lr0.5_seed0-1"}
+    assert [r["epoch"] for r in raw_rows(experiment.path, "brackets_lr0.5_seed0")] == [1, 1, 2, 2, 3]
+    assert [r["epoch"] for r in raw_rows(experiment.path, "brackets_lr0.5_seed1")] == [1, 2, 3]
 
-    def trainable(config: dict) -> None:
-        pass
 
-    for name, callbacks in (("made-with", [CheckpointFallback()]), ("made-without", [])):
-        tune.Tuner(trainable, run_config=tune.RunConfig(name=name, storage_path=str(tmp_path), callbacks=callbacks))
-        restored = with_fallback(tune.Tuner.restore(str(tmp_path / name), trainable))
-        # the restored RunConfig has no public accessor on a Tuner
-        kept = restored._local_tuner.get_run_config().callbacks
-        assert sum(isinstance(c, CheckpointFallback) for c in kept) == 1, name
-
-
-@pytest.mark.slow
-def test_search_survives_kills(tmp_path):
-    """The seed-aware search (2 configurations x 2 seeds x 4 epochs) killed in the deletion window
-    (in its first Ray session, see NOTE), at the first result and at its report; Optuna ends told every configuration's
-    seed-mean."""
+def test_search_survives_kills(tmp_path, tmpdir_short):
+    """The seed-aware search (2 configurations x 2 seeds x 3 epochs) killed between its seeds'
+    rows, before Optuna is told a finished configuration's score, in a later configuration's
+    epoch and in its report: Optuna ends told every configuration's seed-mean, and the folder
+    holds the record and the study alone."""
     storage, name = tmp_path / "runs", "s"
-    resume = ["--task", "grammar", "--storage", str(storage), "--name", name, "--resume"]
-    fresh = ["--dataset", "brackets", "--n", "300", "--epochs", "4", "--num-samples", "5", "--num-seeds", "2"]
-    fresh += ["--budget", "2", "--pruner", "none", "--max-concurrent", "1", *resume[:-1]]
-    points = [("checkpoint-deleted", 2), ("first-report", 1), ("summary", 1)]
-    errs = chain("search.py", fresh, resume, storage / name / SPEC_FILE, points, tmp_path / "logs")
-    assert NOTE in errs[1]
-    df = assert_every_epoch_once_as_computed(storage / name)
-    assert len(df) == 2 * 2 * 4
-    told = study_values(storage / name)
-    curves = df.groupby(["group", "epoch"])["synth_acc@t1"].mean()
-    assert len(told) == 2
-    for group, ids in df.groupby("group")["trial_id"]:
-        assert told[ids.iloc[0].split("/")[0]] == pytest.approx(curves.loc[group].max())
+    where = ["--task", "grammar", "--storage", str(storage), "--name", name]
+    fresh = [*where, "--dataset", "brackets", *SMALL, "--num-seeds", "2", "--budget", "2", "--pruner", "none"]
+    experiment = Experiment("search.py", fresh, [*where, "--max-concurrent", "1", "--resume"], storage / name, tmpdir_short)
+    points = [
+        ("after-row", 2, "seed1 epoch 1"),  # c000's first epoch recorded for both seeds
+        ("tell", 1, ""),  # c000 finished and recorded, Optuna not told yet
+        ("before-state", 2, "c001"),  # c001 recorded its first state
+        ("summary", 1, ""),  # every configuration recorded and told: killed in the report
+    ]
+    experiment.chain(points, tmp_path / "logs")
+    df = assert_every_epoch_once_as_computed(experiment.path)
+    assert len(df) == 2 * 2 * 3
+    told = study_values(experiment.path)
+    curves = df.groupby(["group", "epoch"])[METRIC].mean()
+    assert set(told) == set(df["group"]) and len(told) == 2
+    for group, value in told.items():
+        assert value == pytest.approx(curves.loc[group].max())
+    assert sorted(p.name for p in experiment.path.iterdir()) == [record.MEMBERS, record.SPEC, record.STUDY]
 
 
-@pytest.mark.slow
-def test_confirmation_stage_survives_kills(tiny_imdb, tmp_path):
-    """The IMDB grid's --confirm stage (2 members x 5 more epochs) killed in the deletion window
-    (in its first Ray session, see NOTE) and at its first result; it ends as an uninterrupted confirmation would."""
+def test_confirmation_stage_survives_kills(tiny_imdb, tmp_path, tmpdir_short):
+    """The IMDB grid's --confirm stage, its two seeds in one fused trial (--group seeds, as a GPU's
+    `all` grouping makes), continued from the first stage's states for 5 more epochs, killed
+    before its first state, with both members' first states but no row, and between the two
+    members' first rows; it ends as an uninterrupted confirmation would: epochs 3-7, each once."""
     storage, name = tmp_path / "runs", "c"
-    first = ["--data", str(tiny_imdb), "--models", "mlp", "--lrs", "0.1", "--seeds", "0", "1", "--epochs", "2"]
+    first = [
+        "--data",
+        str(tiny_imdb),
+        "--models",
+        "mlp",
+        "--lrs",
+        "0.1",
+        "--seeds",
+        "0",
+        "1",
+        "--epochs",
+        "2",
+        "--group",
+        "seeds",
+    ]
     first += ["--embed-dim", "16", "--hidden-dim", "16", "--max-concurrent", "1", "--storage", str(storage), "--name", name]
-    done = sweep("imdb_grid.py", first)
+    stage = Experiment("imdb_grid.py", first, [], storage / name, tmpdir_short)
+    done = stage.run(first)
     assert done.returncode == 0, done.stderr[-3000:]
-    # one trial at a time, as in the first stage: with two at once, which deletion comes 2nd is a race
     confirm = ["--storage", str(storage), "--name", name, "--confirm", "--max-concurrent", "1"]
-    points = [("checkpoint-deleted", 2), ("first-report", 1)]
-    path = storage / f"{name}-confirm"
-    errs = chain("imdb_grid.py", confirm, [*confirm, "--resume"], path / SPEC_FILE, points, tmp_path / "logs")
-    assert NOTE in errs[1]
-    data = confirmation_data(path)
-    df = assert_every_epoch_once_as_computed(path, data)
+    experiment = Experiment("imdb_grid.py", confirm, [*confirm, "--resume"], storage / f"{name}-confirm", tmpdir_short)
+    points = [
+        ("before-state", 1, "seed0/state-3.pt"),  # nothing of the stage's own yet
+        ("after-state", 2, "seed1/state-3.pt"),  # states without rows: both restart from the first stage
+        ("before-row", 2, "seed1 epoch 3"),  # seed0's row 3 written, seed1's not: both restart from the first stage
+        ("after-row", 4, "seed1 epoch 4"),  # epoch 4 recorded for both
+    ]
+    experiment.chain(points, tmp_path / "logs")
+    df = assert_every_epoch_once_as_computed(experiment.path)
     assert len(df) == 2 * 5 and sorted(df["epoch"].unique()) == [3, 4, 5, 6, 7]
+    assert [r["epoch"] for r in raw_rows(experiment.path, "mlp_lr0.1_seed0")] == [3, 3, 4, 5, 6, 7]
 
 
-def confirmation_data(path: Path) -> object:
-    """The data a confirmation trial is given: the official split, in the first stage's vocabulary."""
-    config = json.loads(next(path.glob("*/params.json")).read_text())
-    task = get_task(config[TASK])
-    member = config[MEMBERS][0]
-    vocab = tuple(load_checkpoint(Path(member[RESTORE_FROM]) / f"{member[NAME]}.pt")["vocab"])
-    return task.load("load_data")(member_configs(task, config)[0], vocab=vocab)
+# --- a random chain, reproducible ------------------------------------------------------------------
+
+SEED = int(os.environ.get("RNNBENCH_KILL_SEED", "20261204"))  # another seed explores other chains
+KILLS = 3
+
+
+def reachable(experiment: Experiment, planned: int) -> int:
+    """A lower bound on the passes the next run makes at each write point: every member-epoch not
+    yet recorded is trained, and writes its state, its row and its pruning, at least once."""
+    fs, root = record.open_fs(str(experiment.path))
+    return planned - sum(len(record.read_rows(fs, record.member_folder(root, name))) for name in record.member_names(fs, root))
+
+
+def test_a_seeded_random_chain_of_kills(tmp_path, tmpdir_short):
+    """Kill points and pass counts drawn from a seeded random.Random (the same each run, but not
+    the hand-picked ones above), on the grouped grid: each drawn pass surely comes (see
+    `reachable`)."""
+    rng = random.Random(SEED)
+    experiment = grammar_grid(tmp_path, tmpdir_short, "--group", "seeds")
+    (tmp_path / "logs").mkdir()
+    planned = 2 * 3
+    drawn = []
+    for i in range(KILLS):
+        left = reachable(experiment, planned)
+        point = rng.choice([*(WRITE_POINTS if left else ()), "ray-start", "summary"])
+        n = rng.randint(1, left) if point in WRITE_POINTS else 1
+        drawn.append((point, n))
+        experiment.kill(point, n, tmp_path / "logs" / f"{i}-{point}.err")
+    done = experiment.run()
+    assert done.returncode == 0, (SEED, drawn, done.stderr[-3000:])
+    df = assert_every_epoch_once_as_computed(experiment.path)
+    assert len(df) == planned, (SEED, drawn)

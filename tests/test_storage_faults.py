@@ -1,58 +1,53 @@
-"""Storage that fills up or turns read-only mid-run (rnnbench/sweep/storage.py): a real Ray and a
-real tmpfs as --storage, so these tests need root (mount); they skip, saying so, without it.
+"""Storage that fills up or turns read-only mid-run: a real Ray and a real tmpfs as --storage, so
+these tests need root (mount); they skip, saying so, without it.
 
-Each fault hits at a known point: once the first trial's second epoch is checkpointed on the
-storage, with one trial at a time, so two trials' epochs are still to come. The driver must end
-with one `error:` line naming the storage and no traceback, exit 1; after the fix, --resume must
-finish every member with one row per epoch and the metrics of a clean run (CPU determinism).
+Each fault hits at a known point: the run is paused (tests/killpoints.py) in the Ray worker right
+after the first member's second row is appended, with one trial at a time, the fault is made,
+and the run goes on into the next write. The driver must end with one `error:` line naming the
+storage problem and the resume command, no traceback, exit 1; after the fix, --resume must finish
+every member with each epoch once and the metrics of an uninterrupted run (CPU determinism). A
+full disk may tear the last line of a rows.jsonl: that line is skipped and its epoch trained again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
+from killpoints import DEADLINE_S, ROOT, Paused, wait_for
+from recorded import assert_every_epoch_once_as_computed, raw_rows
 
-from rnnbench import results
-from rnnbench.sweep.runtime import SPEC_FILE, read_spec, write_spec
-from rnnbench.sweep.storage import BACKUP
+from rnnbench import record
+from rnnbench.sweep.study import study_values
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-GRID = ["--datasets", "brackets", "--lrs", "0.5", "--seeds", "0", "1", "--epochs", "4", "--n", "300", "--max-concurrent", "1"]
-METRICS = ["train_loss_sum", "loss_per_token", "held_out_loss_per_token", "synth_acc@t0", "synth_acc@t1", "compl_acc@t0.5"]
-
-
-def grammar_grid(*args: str | Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "sweeps" / "grammar_grid.py"), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
-
-
-def epochs_table(path: Path) -> pd.DataFrame:
-    df = results.load(path)
-    return df[["trial", "epoch", "status", *METRICS]].sort_values(["trial", "epoch"]).reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def clean(tmp_path_factory) -> pd.DataFrame:
-    """The grid run on ordinary storage: the rows a faulted and resumed run must end with."""
-    storage = tmp_path_factory.mktemp("clean")
-    done = grammar_grid(*GRID, "--storage", storage, "--name", "s")
-    assert done.returncode == 0, done.stderr[-3000:]
-    return epochs_table(storage / "s")
+GRID = [
+    "--datasets",
+    "brackets",
+    "--lrs",
+    "0.5",
+    "--seeds",
+    "0",
+    "1",
+    "--epochs",
+    "3",
+    "--n",
+    "2000",
+    "--max-concurrent",
+    "1",
+    "--group",
+    "none",
+]
+FIRST = "brackets_lr0.5_seed0"
 
 
 @pytest.fixture
@@ -72,6 +67,22 @@ def tmpfs(tmp_path) -> Iterator[Path]:
             subprocess.run(["umount", "--lazy", str(mount)], check=True)
 
 
+@pytest.fixture
+def tmpdir_short() -> Iterator[Path]:
+    """The sweeps' TMPDIR (Ray's session and the driver's temporary Ray folder), off the tmpfs."""
+    folder = Path(tempfile.mkdtemp(prefix="sf-", dir="/tmp"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def grammar_grid(*args: str | Path) -> list[str]:
+    return [sys.executable, str(ROOT / "sweeps" / "grammar_grid.py"), *map(str, args)]
+
+
+def search(*args: str | Path) -> list[str]:
+    return [sys.executable, str(ROOT / "sweeps" / "search.py"), *map(str, args)]
+
+
 def fill(storage: Path) -> Path:
     """Write zeros until the storage refuses one more byte."""
     filler = storage / "filler"
@@ -82,94 +93,120 @@ def fill(storage: Path) -> Path:
     return filler
 
 
-def fault_mid_run(storage: Path, fault: Callable[[], None]) -> tuple[int, str, float]:
-    """Start the grid, apply `fault` once the first trial's second epoch is checkpointed, and
-    return the driver's exit code, its stderr and the seconds it ran on after the fault."""
-    driver = subprocess.Popen(
-        [sys.executable, str(ROOT / "sweeps" / "grammar_grid.py"), *GRID, "--storage", str(storage), "--name", "s"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        start_new_session=True,  # its own process group: the driver and its Ray, killed together if it hangs
-    )
-    try:
-        deadline = time.monotonic() + 240
-        while not list(storage.glob("s/*/checkpoint_000001/score.json")) and driver.poll() is None:
-            assert time.monotonic() < deadline, "no second epoch checkpointed within 240 s"
-            time.sleep(0.05)
-        assert driver.poll() is None, "the run ended before the fault point:\n" + driver.stderr.read()[-3000:]
+def fault_mid_run(storage: Path, tmp: Path, log: Path, fault: Callable[[], None]) -> tuple[int, str, float]:
+    """Run the grid, make `fault` once the first member's second row is appended (the run paused
+    there), let it go on; the driver's exit code, its stderr and the seconds it ran after the fault."""
+    argv = grammar_grid(*GRID, "--storage", storage, "--name", "s")
+    with Paused("after-row", 2, argv, log, env={"TMPDIR": str(tmp)}) as run:
+        assert run.reached.in_ray_worker and run.reached.what.endswith(f"{FIRST} epoch 2"), run.reached
         fault()
         faulted = time.monotonic()
-        _, err = driver.communicate(timeout=240)
-        return driver.returncode, err, time.monotonic() - faulted
-    finally:
-        if driver.poll() is None:
-            os.killpg(driver.pid, 9)
-            driver.wait()
+        run.release()
+        code, err = run.wait()
+        return code, err, time.monotonic() - faulted
 
 
-def assert_one_line(err: str, problem: str) -> None:
+def assert_one_line(err: str, problem: str, script: str = "grammar_grid.py") -> None:
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and problem in errors[0] and errors[0].endswith("--resume"), err[-3000:]
+    assert "continue with: " in errors[0] and script in errors[0], errors[0]
     assert "Traceback" not in err, err[-3000:]
 
 
-def assert_resumes_to_the_clean_rows(storage: Path, clean: pd.DataFrame) -> None:
-    resumed = grammar_grid("--storage", storage, "--name", "s", "--resume")
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    df = epochs_table(storage / "s")
-    assert not df.duplicated(["trial", "epoch"]).any()
-    assert set(df["status"]) == {"finished"}
-    pd.testing.assert_frame_equal(df, clean)
+def resume(storage: Path, tmp: Path) -> None:
+    """--resume the grid: it must finish every member with each epoch once, as an uninterrupted run."""
+    done = subprocess.run(
+        grammar_grid("--storage", storage, "--name", "s", "--max-concurrent", "1", "--resume"),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(tmp)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(assert_every_epoch_once_as_computed(storage / "s")) == 2 * 3
 
 
-def cut_like_a_full_disk(experiment: Path) -> None:
-    """What Ray's sync into a full disk did to every file of its own it reached (measured, Ray
-    2.60): rewritten in place and left cut, most of them empty. Whether the last sync reaches
-    a file is a matter of timing, so the test cuts them all, mid-line."""
-    ray_files = [*experiment.glob("*.json"), *experiment.glob("*/*.json"), *experiment.glob("*/*.csv")]
-    ray_files += [*experiment.glob("*/params.pkl"), *experiment.glob("*/error.*")]
-    cut = [p for p in ray_files if p.name != SPEC_FILE and BACKUP not in p.parts]  # not ours: written whole
-    assert any(p.name.startswith("experiment_state") for p in cut) and any(p.name == "result.json" for p in cut)
-    for path in cut:
-        path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+def tear_last_line(rows: Path) -> None:
+    """Cut the file in the middle of its last line, as a crash in the middle of an append would."""
+    data = rows.read_bytes()
+    start = data.rindex(b"\n")
+    rows.write_bytes(data[: start + (len(data) - start) // 2])
 
 
-def test_full_storage_stops_the_run_and_resume_finishes_it(tmpfs, clean):
+def test_full_storage_stops_the_run_and_resume_finishes_it(tmpfs, tmpdir_short, tmp_path):
     filler = []
-    code, err, after = fault_mid_run(tmpfs, lambda: filler.append(fill(tmpfs)))
+    code, err, after = fault_mid_run(tmpfs, tmpdir_short, tmp_path / "run.err", lambda: filler.append(fill(tmpfs)))
     assert code == 1, err[-3000:]
-    assert after < 120  # it does not hang: measured 4-9 s on a loaded 2-core VM
+    assert after < 120  # it does not hang
     assert_one_line(err, f"error: storage {tmpfs} is full (No space left on device); free space")
     filler[0].unlink()
-    cut_like_a_full_disk(tmpfs / "s")
-    assert_resumes_to_the_clean_rows(tmpfs, clean)
+    # the fault hit epoch 3's state: the first member's record holds epochs 1 and 2; tear epoch 2's row
+    rows = tmpfs / "s" / record.MEMBERS / FIRST / record.ROWS
+    assert [r["epoch"] for r in raw_rows(tmpfs / "s", FIRST)] == [1, 2]
+    tear_last_line(rows)
+    assert [r["epoch"] for r in record.read_rows(*record.open_fs(str(rows.parent)))] == [1]  # the torn line is skipped
+    resume(tmpfs, tmpdir_short)
+    lines = rows.read_bytes().split(b"\n")
+    assert len(lines) == 5 and lines[0] == b"" and lines[2].startswith(b'{"') and not lines[2].endswith(b"}")  # kept, ended
+    assert [r["epoch"] for r in raw_rows(tmpfs / "s", FIRST)] == [1, 2, 3]  # epoch 2 trained again, once
 
 
 def remount_read_only(storage: Path) -> None:
-    """`mount -o remount,ro` refuses (busy) while a file on it is open for writing, as one of Ray's
-    may be at any moment: try again until no writer holds one."""
-    deadline = time.monotonic() + 60
-    while (done := subprocess.run(["mount", "-o", "remount,ro", str(storage)], capture_output=True, text=True)).returncode:
-        assert time.monotonic() < deadline, f"could not remount {storage} read-only: {done.stderr.strip()}"
-        time.sleep(0.01)
+    """`mount -o remount,ro` refuses (busy) while a file on it is open for writing, as the
+    driver's heartbeat may hold one at any moment: try again until none does."""
+    wait_for(
+        lambda: subprocess.run(["mount", "-o", "remount,ro", str(storage)], capture_output=True).returncode == 0,
+        f"{storage} remounted read-only",
+        deadline_s=60,
+    )
 
 
-def test_read_only_storage_stops_the_run_and_resume_finishes_it(tmpfs, clean):
-    code, err, after = fault_mid_run(tmpfs, lambda: remount_read_only(tmpfs))
+def test_read_only_storage_stops_the_run_and_resume_finishes_it(tmpfs, tmpdir_short, tmp_path):
+    code, err, after = fault_mid_run(tmpfs, tmpdir_short, tmp_path / "run.err", lambda: remount_read_only(tmpfs))
     assert code == 1, err[-3000:]
     assert after < 120
     assert_one_line(err, f"error: storage {tmpfs} is read-only (Read-only file system); make it writable")
     subprocess.run(["mount", "-o", "remount,rw", str(tmpfs)], check=True)
-    assert_resumes_to_the_clean_rows(tmpfs, clean)
+    resume(tmpfs, tmpdir_short)
+
+
+def test_full_storage_stops_a_search_and_resume_finishes_it(tmpfs, tmpdir_short, tmp_path):
+    """The same for the seed-aware search (a stock scheduler and a searcher that expect the
+    objective in every result): one line, exit 1, and --resume finishes it, Optuna told every
+    configuration's seed-mean."""
+    where = ["--task", "grammar", "--storage", tmpfs, "--name", "s", "--max-concurrent", "1"]
+    argv = search(*where, "--dataset", "brackets", "--n", "2000", "--epochs", "3", "--num-seeds", "2", "--budget", "2")
+    with Paused("after-row", 2, argv, tmp_path / "run.err", env={"TMPDIR": str(tmpdir_short)}) as run:
+        assert run.reached.in_ray_worker and run.reached.what.endswith("seed1 epoch 1"), run.reached
+        filler = fill(tmpfs)
+        run.release()
+        code, err = run.wait()
+    assert code == 1, err[-3000:]
+    assert_one_line(err, f"error: storage {tmpfs} is full (No space left on device); free space", "search.py")
+    filler.unlink()
+    done = subprocess.run(
+        search(*where, "--resume"),
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE_S,
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(tmpdir_short)},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    df = assert_every_epoch_once_as_computed(tmpfs / "s")
+    assert len(df) == 2 * 2 * 3
+    told = study_values(tmpfs / "s")
+    curves = df.groupby(["group", "epoch"])["synth_acc@t1"].mean()
+    assert set(told) == set(df["group"]) and all(value == pytest.approx(curves.loc[g].max()) for g, value in told.items())
 
 
 def test_the_spec_file_is_replaced_whole_or_not_at_all(tmpfs):
     """A spec rewritten on a full disk keeps its old content, not a cut file --resume cannot read."""
-    write_spec(str(tmpfs / "s"), {"task": "grammar", "axes": {}})
+    fs, root = record.open_fs(str(tmpfs / "s"))
+    record.write_json(fs, f"{root}/{record.SPEC}", {"task": "grammar", "axes": {}})
     fill(tmpfs)
     with pytest.raises(OSError):
-        write_spec(str(tmpfs / "s"), {"task": "grammar", "axes": {"lr": [0.1] * 100_000}})
-    assert read_spec(str(tmpfs / "s")) == {"task": "grammar", "axes": {}}
-    assert sorted(p.name for p in (tmpfs / "s").iterdir()) == [SPEC_FILE]  # no temp file left behind
+        record.write_json(fs, f"{root}/{record.SPEC}", {"task": "grammar", "axes": {"lr": [0.1] * 100_000}})
+    assert record.read_json(fs, f"{root}/{record.SPEC}") == {"task": "grammar", "axes": {}}
+    assert sorted(p.name for p in (tmpfs / "s").iterdir()) == [record.SPEC]  # no temp file left behind
