@@ -84,10 +84,9 @@ def fused(configs: list[GrammarConfig]) -> dict[str, Any]:
         epoch_s = time.perf_counter() - start
     finally:
         autoregressor.sample_members = sample_members
-    first = next(iter(reports.values()))
-    train_s = sum(len(group.data[m].train.tokens) - 2 * len(group.data[m].train) for m in reports) / sum(
-        r[M.TOKENS_PER_S] for r in reports.values()
-    )
+    member, first = next(iter(reports.items()))
+    train = group.data[member].train
+    train_s = (len(train.tokens) - len(train)) / first[M.TOKENS_PER_S]  # its targets over its tokens/s: the group's seconds
     return {
         "members": len(configs), "setup_s": setup_s, "epoch_s": epoch_s, "train_s": train_s, **parts,
         "padding_share": group.padding_share, "diverged": sum(r[M.DIVERGED] for r in reports.values()),
