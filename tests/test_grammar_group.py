@@ -174,3 +174,14 @@ def test_the_benchmark_runs_tiny(tmp_path):
     results = json.loads(out.read_text())
     assert results["fused_per_grammar"][0]["member_epochs_per_s"] > 0 and results["fused"][0]["members"] == 4
     assert len(results["serial"]) == len(results["reference"]) == 2 and results["backward"][0]["autograd_over_hand"] > 0
+
+
+@pytest.mark.slow  # torch.compile builds its kernels first: ~1 min on 2 cores
+def test_compiled_cells_train_what_eager_ones_train():
+    """compile=True (the LSTM's per-step elementwise work as torch.compile'd kernels, for GPUs) on
+    the CPU: the same metrics as the eager group, to rounding."""
+    configs = [dataclasses.replace(SMALL, n=300, epochs=1, seed=s, dataset=d) for s, d in ((0, "brackets"), (1, "ndfa"))]
+    eager = next(GrammarGroup(configs).epochs())
+    compiled = next(GrammarGroup([dataclasses.replace(c, compile=True) for c in configs]).epochs())
+    for member in (0, 1):
+        assert_same_answers(compiled[member], eager[member])

@@ -107,6 +107,7 @@ class GrammarConfig:
     num_samples: int = 100
     max_len: int = 100
     device: str = "auto"
+    compile: bool = False  # the fused LSTM's per-step elementwise work as torch.compile'd kernels (for GPUs)
 
     def __post_init__(self) -> None:
         from rnnbench.models import LM_CELLS  # here, not at the top: see the module docstring
