@@ -294,21 +294,22 @@ def _project(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     return torch.baddbmm(bias, x.flatten(1, 2), weight).view(*x.shape[:3], weight.shape[2])
 
 
-def _elman(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+def _elman(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, compiled: bool = False) -> Tensor:
     return ElmanFunction.apply(_project(x, w_ih, b_ih + b_hh), w_hh)
 
 
-def _lstm(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
-    return LSTMFunction.apply(_project(x, w_ih, b_ih + b_hh), w_hh)
+def _lstm(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, compiled: bool = False) -> Tensor:
+    return LSTMFunction.apply(_project(x, w_ih, b_ih + b_hh), w_hh, compiled)
 
 
-def _gru(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+def _gru(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, compiled: bool = False) -> Tensor:
     return GRUFunction.apply(_project(x, w_ih, b_ih), w_hh, b_hh)
 
 
 class FusedCell(NamedTuple):
     gates: int  # rows of weight_ih per hidden unit, as in the nn module's weights
-    run: Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]  # (x, w_ih, w_hh, b_ih, b_hh) → hs
+    # (x, w_ih, w_hh, b_ih, b_hh, compiled) → hs; `compiled` (LSTM only): LSTMFunction's compiled step kernels
+    run: Callable[..., Tensor]
 
 
 # The grouped counterpart of rnnbench.models.CELLS (mlp has no recurrence). The naive Elman has
@@ -366,6 +367,7 @@ class GroupClassifier(nn.Module):
         if kind not in CLASSIFIERS:
             raise ConfigError(f"unknown model {kind!r}; choose one of {', '.join(CLASSIFIERS)}")
         self.kind, self.vocab_size, self.sparse = kind, vocab_size, sparse
+        self.compiled = False  # the LSTM's per-step elementwise work as compiled kernels (LSTMFunction)
         self.cell = FUSED_CELLS.get(kind)
         self.embed = nn.Parameter(torch.zeros(members * vocab_size + 1, embed_dim))
         width, K = embed_dim, members
@@ -389,7 +391,7 @@ class GroupClassifier(nn.Module):
         """rows `[K, T, B]` from `stacked_ids`, lengths `[K, B]` (each >= 1) → logits `[K, B, C]`."""
         x = F.embedding(rows, self.embed, padding_idx=self.embed.shape[0] - 1, sparse=self.sparse)
         if self.cell is not None:
-            x = self.cell.run(x, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+            x = self.cell.run(x, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.compiled)
         h = torch.relu(_project(x, self.hidden_weight, self.hidden_bias))
         padded = torch.arange(rows.shape[1], device=rows.device)[None, :, None] >= lengths[:, None, :]
         pooled = h.masked_fill(padded[..., None], float("-inf")).amax(dim=1)
