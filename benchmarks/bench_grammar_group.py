@@ -9,7 +9,8 @@ of it in grid order, default settings (n = 150,000, batch 32, embedding 32, hidd
 x 100 samples). Contenders, each one whole epoch, training and scoring:
 
 (a) fused: one GrammarGroup per grammar (as the sweep's `--group all` trains them), then one of all
-    members (`--no-mixed` skips it). Each epoch is split into training, held-out loss,
+    members (`--no-mixed` skips it); `--compile`: with compiled LSTM cells (GrammarConfig.compile).
+    Each epoch is split into training, held-out loss,
     sampling (rnnbench.sampling.sample_members) and judging (validators), and the padding share
     of its steps is reported.
 (b) serial, rnnbench: GrammarRun (the group of one) for `--serial-members` members (one per grammar
@@ -84,10 +85,9 @@ def fused(configs: list[GrammarConfig]) -> dict[str, Any]:
         epoch_s = time.perf_counter() - start
     finally:
         autoregressor.sample_members = sample_members
-    first = next(iter(reports.values()))
-    train_s = sum(len(group.data[m].train.tokens) - 2 * len(group.data[m].train) for m in reports) / sum(
-        r[M.TOKENS_PER_S] for r in reports.values()
-    )
+    member, first = next(iter(reports.items()))
+    train = group.data[member].train
+    train_s = (len(train.tokens) - len(train)) / first[M.TOKENS_PER_S]  # its targets over its tokens/s: the group's seconds
     return {
         "members": len(configs), "setup_s": setup_s, "epoch_s": epoch_s, "train_s": train_s, **parts,
         "padding_share": group.padding_share, "diverged": sum(r[M.DIVERGED] for r in reports.values()),
@@ -211,12 +211,13 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=17, help="time steps in (d): the study grid's mean step width")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compile", action="store_true", help="the groups with compile=True (compiled LSTM cells)")
     parser.add_argument("--mixed", action=argparse.BooleanOptionalAction, default=True, help="also all members in one group")
     parser.add_argument("--out", type=Path, default=Path("bench_grammar_group.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     base = GrammarConfig(n=args.n, epochs=1, device=args.device)
-    configs = grid(base, args.members)
+    configs = grid(dataclasses.replace(base, compile=args.compile), args.members)
     alone = [grid(base, 120)[i] for i in args.serial_members]
     results: dict[str, Any] = {
         "header": {

@@ -3,7 +3,7 @@
 # install the wheels from benchmarks/device_wheels.py (carried in .whl/), run the default 5-seed
 # IMDB grid through the real sweeps/imdb_grid.py, then the packing curve (benchmarks/gpu_group.py),
 # then the grammar study's 120 members fused against one at a time (benchmarks/bench_grammar_group.py,
-# n cut to GRAMMAR_N words so that it fits the session; GRAMMAR=0 skips it).
+# n cut to GRAMMAR_N words so that it fits the session, eager and with compiled LSTM cells; GRAMMAR=0 skips it).
 # Every number lands in $OUT (default ./gpu_out). `CHECK=1` runs a one-minute smoke of both instead.
 #
 #   RNNBENCH_IMDB=path/to/aclImdb_labelled.tar.gz bash benchmarks/gpu_session.sh
@@ -35,6 +35,9 @@ if [ "${GRAMMAR:-1}" = 1 ]; then
   timeout "${GRAMMAR_S:-240}" python3 -m benchmarks.bench_grammar_group --device cuda --threads 1 --n "${GRAMMAR_N:-30000}" \
     --out "$out/grammar_group.json" > "$out/grammar_group.log" 2>&1
   echo "grammar group exit $?"; tail -4 "$out/grammar_group.log"
+  timeout "${GRAMMAR_S:-240}" python3 -m benchmarks.bench_grammar_group --device cuda --threads 1 --n "${GRAMMAR_N:-30000}" \
+    --compile --no-mixed --out "$out/grammar_group_compiled.json" > "$out/grammar_group_compiled.log" 2>&1
+  echo "grammar group, compiled cells, exit $?"; tail -4 "$out/grammar_group_compiled.log"
 fi
 grep -v "INFO\|WARNING" "$out/grid.log" | tail -40
 cat "$out/gpu_group.txt"

@@ -22,6 +22,7 @@ momentum. `GroupClassifier.member_state_dict(k)` is member k as a `Classifier` s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import NamedTuple
 
@@ -106,12 +107,43 @@ class ElmanFunction(torch.autograd.Function):
         return dpre.transpose(0, 1), grad_w
 
 
+def lstm_cell_forward(pre: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One LSTM step after the products: gate pre-activations `[K, B, 4H]` and c_{t-1} → the gates'
+    activations (i, f, g, o), c_t and h_t."""
+    i, f, g, o = pre.chunk(4, dim=-1)
+    i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+    c = f * c_prev + i * g
+    return torch.cat([i, f, g, o], dim=-1), c, o * c.tanh()
+
+
+def lstm_cell_backward(dh: Tensor, dc_next: Tensor, act: Tensor, c: Tensor, c_prev: Tensor) -> tuple[Tensor, Tensor]:
+    """One step of the LSTM's backward: dh_t (recurrent part included), dc_{t+1} f_{t+1}, the step's
+    activations, c_t and c_{t-1} → d(pre-activations) `[K, B, 4H]` and dc_t f_t for the step before."""
+    i, f, g, o = act.chunk(4, dim=-1)
+    tanh_c = c.tanh()
+    dc = dc_next + dh * o * (1 - tanh_c * tanh_c)
+    d = torch.cat([dc * g * i * (1 - i), dc * c_prev * f * (1 - f), dc * i * (1 - g * g), dh * tanh_c * o * (1 - o)], dim=-1)
+    return d, dc * f
+
+
+@functools.cache
+def compiled_lstm_cells() -> tuple[Callable, Callable]:
+    """lstm_cell_forward and lstm_cell_backward as torch.compile'd kernels: each step's elementwise
+    work in one kernel instead of ~10 (on a GPU, where kernel launches are what the grammar LSTM
+    costs; on a CPU, generated C++). Compiled on first use (tens of seconds; cached on disk by torch)."""
+    return torch.compile(lstm_cell_forward), torch.compile(lstm_cell_backward)
+
+
 class LSTMFunction(torch.autograd.Function):
     """nn.LSTM's cell (gates i, f, g, o in that order): c_t = f c_{t-1} + i g, h_t = o tanh(c_t).
-    xw holds both biases (bias_ih + bias_hh)."""
+    xw holds both biases (bias_ih + bias_hh). With `compiled` the elementwise work of each step runs
+    in the two compiled kernels of `compiled_lstm_cells` instead of eager operations."""
 
     @staticmethod
-    def forward(ctx, xw: Tensor, w_hh: Tensor) -> Tensor:
+    def forward(ctx, xw: Tensor, w_hh: Tensor, compiled: bool = False) -> Tensor:
+        ctx.compiled = compiled
+        if compiled:
+            return LSTMFunction._compiled_forward(ctx, xw, w_hh)
         H = w_hh.shape[1]
         x = xw.transpose(0, 1)  # time-major view: read only
         acts = x.new_empty(x.shape)  # pre-activations, turned into the gates' activations in place
@@ -138,7 +170,22 @@ class LSTMFunction(torch.autograd.Function):
         return hs.transpose(0, 1)
 
     @staticmethod
-    def backward(ctx, grad_hs: Tensor) -> tuple[Tensor, Tensor]:
+    def _compiled_forward(ctx, xw: Tensor, w_hh: Tensor) -> Tensor:
+        step, _ = compiled_lstm_cells()
+        x = xw.transpose(0, 1)
+        h = c = x.new_zeros(*x.shape[1:3], w_hh.shape[1])
+        acts, cs, hs = [], [], []
+        for t in range(len(x)):
+            act, c, h = step(x[t] if t == 0 else torch.baddbmm(x[t], h, w_hh), c)
+            acts.append(act), cs.append(c), hs.append(h)
+        hs_t = torch.stack(hs)
+        ctx.save_for_backward(w_hh, hs_t, torch.stack(cs), torch.stack(acts))
+        return hs_t.transpose(0, 1)
+
+    @staticmethod
+    def backward(ctx, grad_hs: Tensor) -> tuple[Tensor, Tensor, None]:
+        if ctx.compiled:
+            return (*LSTMFunction._compiled_backward(ctx, grad_hs), None)
         w_hh, hs, cs, acts = ctx.saved_tensors
         H = w_hh.shape[1]
         i, f, g, o = acts.chunk(4, dim=-1)
@@ -164,7 +211,23 @@ class LSTMFunction(torch.autograd.Function):
             torch.mul(r[t], dc.unsqueeze(-2), out=d_ifg[t])
             torch.mul(dh[t], q[t], out=d_o[t])
             dc.mul_(f[t])
-        return dpre.transpose(0, 1), grad_w
+        return dpre.transpose(0, 1), grad_w, None
+
+    @staticmethod
+    def _compiled_backward(ctx, grad_hs: Tensor) -> tuple[Tensor, Tensor]:
+        _, step = compiled_lstm_cells()
+        w_hh, hs, cs, acts = ctx.saved_tensors
+        grad = grad_hs.transpose(0, 1)
+        grad_w, w_t = w_hh.new_zeros(w_hh.shape), w_hh.transpose(1, 2)
+        dc, zero, d = torch.zeros_like(cs[0]), torch.zeros_like(cs[0]), None
+        dpre = []
+        for t in range(len(cs) - 1, -1, -1):
+            dh = grad[t] if d is None else torch.baddbmm(grad[t], d, w_t)
+            d, dc = step(dh, dc, acts[t], cs[t], cs[t - 1] if t > 0 else zero)
+            dpre.append(d)
+            if t > 0:
+                _add_weight_grad(grad_w, hs[t - 1], d)
+        return torch.stack(dpre[::-1]).transpose(0, 1), grad_w
 
 
 class GRUFunction(torch.autograd.Function):
@@ -231,21 +294,22 @@ def _project(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     return torch.baddbmm(bias, x.flatten(1, 2), weight).view(*x.shape[:3], weight.shape[2])
 
 
-def _elman(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+def _elman(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, compiled: bool = False) -> Tensor:
     return ElmanFunction.apply(_project(x, w_ih, b_ih + b_hh), w_hh)
 
 
-def _lstm(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
-    return LSTMFunction.apply(_project(x, w_ih, b_ih + b_hh), w_hh)
+def _lstm(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, compiled: bool = False) -> Tensor:
+    return LSTMFunction.apply(_project(x, w_ih, b_ih + b_hh), w_hh, compiled)
 
 
-def _gru(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor) -> Tensor:
+def _gru(x: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor, b_hh: Tensor, compiled: bool = False) -> Tensor:
     return GRUFunction.apply(_project(x, w_ih, b_ih), w_hh, b_hh)
 
 
 class FusedCell(NamedTuple):
     gates: int  # rows of weight_ih per hidden unit, as in the nn module's weights
-    run: Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]  # (x, w_ih, w_hh, b_ih, b_hh) → hs
+    # (x, w_ih, w_hh, b_ih, b_hh, compiled) → hs; `compiled` (LSTM only): LSTMFunction's compiled step kernels
+    run: Callable[..., Tensor]
 
 
 # The grouped counterpart of rnnbench.models.CELLS (mlp has no recurrence). The naive Elman has
@@ -303,6 +367,7 @@ class GroupClassifier(nn.Module):
         if kind not in CLASSIFIERS:
             raise ConfigError(f"unknown model {kind!r}; choose one of {', '.join(CLASSIFIERS)}")
         self.kind, self.vocab_size, self.sparse = kind, vocab_size, sparse
+        self.compiled = False  # the LSTM's per-step elementwise work as compiled kernels (LSTMFunction)
         self.cell = FUSED_CELLS.get(kind)
         self.embed = nn.Parameter(torch.zeros(members * vocab_size + 1, embed_dim))
         width, K = embed_dim, members
@@ -326,7 +391,7 @@ class GroupClassifier(nn.Module):
         """rows `[K, T, B]` from `stacked_ids`, lengths `[K, B]` (each >= 1) → logits `[K, B, C]`."""
         x = F.embedding(rows, self.embed, padding_idx=self.embed.shape[0] - 1, sparse=self.sparse)
         if self.cell is not None:
-            x = self.cell.run(x, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+            x = self.cell.run(x, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, self.compiled)
         h = torch.relu(_project(x, self.hidden_weight, self.hidden_bias))
         padded = torch.arange(rows.shape[1], device=rows.device)[None, :, None] >= lengths[:, None, :]
         pooled = h.masked_fill(padded[..., None], float("-inf")).amax(dim=1)
@@ -416,6 +481,7 @@ class GroupLanguageModel:
     (the hand-written Functions above) and the head (one bmm)."""
 
     sparse = False  # for GroupSGD: every gradient is dense
+    compiled = False  # the LSTM's per-step elementwise work as compiled kernels (LSTMFunction); the GRU ignores it
 
     def __init__(
         self, cell: str, vocab_sizes: Sequence[int], embed_dim: int = 32, hidden_dim: int = 16, num_layers: int = 1,
@@ -498,7 +564,7 @@ class GroupLanguageModel:
                 xw = _project(hs, p[f"rnn.weight_ih_l{layer}"].transpose(1, 2), bias.unsqueeze(1))
             w_hh = p[f"rnn.weight_hh_l{layer}"].transpose(1, 2)
             if self.cell == "lstm":
-                hs = LSTMFunction.apply(xw, w_hh)
+                hs = LSTMFunction.apply(xw, w_hh, self.compiled)
             else:
                 hs = GRUFunction.apply(xw, w_hh, p[f"rnn.bias_hh_l{layer}"].unsqueeze(1))
         logits = torch.baddbmm(p["out.bias"].unsqueeze(2), p["out.weight"], hs.reshape(K, T * B, -1).transpose(1, 2))

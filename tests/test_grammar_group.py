@@ -156,3 +156,32 @@ def test_the_grammar_task_names_its_group_and_fuses_on_cpus():
     task = get_task("grammar")
     assert task.load("fused") is GrammarGroup and task.fuse_on_cpu is True
     assert get_task("imdb").fuse_on_cpu is False  # BENCHMARKS.md: fusing the classifiers does not pay on 2 cores
+
+
+def test_the_benchmark_runs_tiny(tmp_path):
+    """benchmarks/bench_grammar_group.py end to end on a tiny grid, so the GPU session's grammar step is known to work."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "b.json"
+    args = ["--members", "4", "--n", "200", "--serial-members", "0", "60", "--threads", "1", "--width", "4", "--out", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_grammar_group", *args],
+        capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    results = json.loads(out.read_text())
+    assert results["fused_per_grammar"][0]["member_epochs_per_s"] > 0 and results["fused"][0]["members"] == 4
+    assert len(results["serial"]) == len(results["reference"]) == 2 and results["backward"][0]["autograd_over_hand"] > 0
+
+
+@pytest.mark.slow  # torch.compile builds its kernels first: ~1 min on 2 cores
+def test_compiled_cells_train_what_eager_ones_train():
+    """compile=True (the LSTM's per-step elementwise work as torch.compile'd kernels, for GPUs) on
+    the CPU: the same metrics as the eager group, to rounding."""
+    configs = [dataclasses.replace(SMALL, n=300, epochs=1, seed=s, dataset=d) for s, d in ((0, "brackets"), (1, "ndfa"))]
+    eager = next(GrammarGroup(configs).epochs())
+    compiled = next(GrammarGroup([dataclasses.replace(c, compile=True) for c in configs]).epochs())
+    for member in (0, 1):
+        assert_same_answers(compiled[member], eager[member])

@@ -153,3 +153,14 @@ def test_gpu_script_runs_tiny_on_the_cpu(tmp_path):
     assert all(results["header"]["gradcheck"].values())
     assert [(r["model"], r["status"]) for r in results["full_epoch"]] == [(m, "ok") for m in ("mlp", "elman", "lstm")]
     assert "member-epochs/s" in (tmp_path / "gpu_group.txt").read_text()
+
+
+@pytest.mark.slow  # torch.compile builds its kernels first
+def test_compiled_lstm_cells_train_what_eager_ones_train(tiny_imdb, tiny_data):
+    """compile=True (the fused LSTM's per-step elementwise work as torch.compile'd kernels, for GPUs)
+    on the CPU: the same answers as the eager group."""
+    configs = three(tiny_imdb, "lstm", epochs=1)[:2]
+    eager = GroupRun(configs, tiny_data).run_epoch()
+    compiled = GroupRun([dataclasses.replace(c, compile=True) for c in configs], tiny_data).run_epoch()
+    for member in (0, 1):
+        assert_same_answers(compiled[member], eager[member])

@@ -98,6 +98,7 @@ class GrammarGroup(FusedGroup):
         self.torch_rngs: list[torch.Tensor] = []  # each member's torch RNG right after its init, as a solo run has it
         sizes = [len(d.vocab) for d in self.data]
         self.model = GroupLanguageModel(base.cell, sizes, base.embed_dim, base.hidden_dim, base.num_layers)
+        self.model.compiled = base.compile
         for k, config in enumerate(self.configs):
             self.rngs.append(seed_everything(config.seed))
             solo = LanguageModel(sizes[k], base.embed_dim, base.hidden_dim, base.num_layers, base.cell)  # GrammarRun's weights

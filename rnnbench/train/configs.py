@@ -67,6 +67,7 @@ class ClassifierConfig:
     subset: int | None = None  # train on this many reviews (and evaluate on a quarter as many)
     data: str | None = None  # the dataset's folder or tarball; None: $RNNBENCH_<DATASET>, cache, download
     device: str = "auto"
+    compile: bool = False  # fused groups: the LSTM's per-step elementwise work as torch.compile'd kernels (for GPUs)
 
     def __post_init__(self) -> None:
         from rnnbench.models import CLASSIFIERS  # here, not at the top: see the module docstring
@@ -117,6 +118,7 @@ class GrammarConfig:
     num_samples: int = 100
     max_len: int = 100
     device: str = "auto"
+    compile: bool = False  # the fused LSTM's per-step elementwise work as torch.compile'd kernels (for GPUs)
 
     def __post_init__(self) -> None:
         from rnnbench.models import LM_CELLS  # here, not at the top: see the module docstring

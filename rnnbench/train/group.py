@@ -77,6 +77,7 @@ class GroupRun(FusedGroup):
             self.model.load_member_state_dict(k, solo.state_dict())
             del solo
         self.model.to(self.device)
+        self.model.compiled = base.compile
         self.optimizer = GroupSGD(self.model, [c.lr for c in self.configs], [c.momentum for c in self.configs])
         self._start()
         self._eval_batches = token_batches(self.data.eval.lengths, EVAL_BATCH_TOKENS)
