@@ -114,7 +114,9 @@ def reference(configs: list[GrammarConfig]) -> dict[str, Any]:
         steps = GrammarGroup([config], [data]).epoch_steps()
         torch.manual_seed(config.seed)
         device = torch.device("cpu" if config.device == "auto" else config.device)
-        model = LanguageModel(len(data.vocab), config.embed_dim, config.hidden_dim, config.num_layers, config.cell).to(device)
+        model = LanguageModel(
+            len(data.vocab), config.embed_dim, config.hidden_dim, config.num_layers, config.cell, padding_idx=PAD
+        ).to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=config.lr)
         start = time.perf_counter()
         for step in steps:

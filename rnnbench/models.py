@@ -9,7 +9,6 @@ from functools import partial
 import torch
 from torch import nn
 
-from rnnbench.data.batching import PAD
 from rnnbench.errors import ConfigError
 
 
@@ -69,6 +68,8 @@ class Classifier(nn.Module):
         embed_dim: int = 300,
         hidden_dim: int = 300,
         sparse: bool = False,
+        *,
+        padding_idx: int,
     ):
         super().__init__()
         if kind not in CLASSIFIERS:
@@ -76,14 +77,14 @@ class Classifier(nn.Module):
         self.kind = kind
         # sparse=True: a batch's embedding gradient touches only its own words' rows, instead of a
         # dense vocab x 300 matrix (20M floats on IMDB) zeroed, filled and stepped every batch
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD, sparse=sparse)
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=padding_idx, sparse=sparse)
         cell = CELLS[kind]
         self.encoder = None if cell is None else cell(embed_dim, hidden_dim)
         self.hidden = nn.Linear(embed_dim if kind == "mlp" else hidden_dim, hidden_dim)
         self.out = nn.Linear(hidden_dim, num_classes)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """tokens `[B, T]` padded with PAD, lengths `[B]` (each >= 1) → logits `[B, K]`."""
+        """tokens `[B, T]` padded with `padding_idx`, lengths `[B]` (each >= 1) → logits `[B, K]`."""
         x = self.embed(tokens)
         if self.encoder is not None:
             x, _ = self.encoder(x)
@@ -99,13 +100,22 @@ RecurrentState = torch.Tensor | tuple[torch.Tensor, torch.Tensor]  # GRU: h; LST
 class LanguageModel(nn.Module):
     """Embedding(V, 32) → LSTM or GRU(32, 16, layers) → Linear(16, V): next-token logits at every step."""
 
-    def __init__(self, vocab_size: int, embed_dim: int = 32, hidden_dim: int = 16, num_layers: int = 1, cell: str = "lstm"):
+    def __init__(
+        self,
+        vocab_size: int,
+        embed_dim: int = 32,
+        hidden_dim: int = 16,
+        num_layers: int = 1,
+        cell: str = "lstm",
+        *,
+        padding_idx: int,
+    ):
         super().__init__()
         if not 1 <= num_layers <= 3:
             raise ConfigError(f"num_layers must be 1, 2 or 3, got {num_layers}")
         if cell not in LM_CELLS:
             raise ConfigError(f"unknown cell {cell!r} for the language model; choose one of {', '.join(LM_CELLS)}")
-        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
+        self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=padding_idx)
         self.rnn = CELLS[cell](embed_dim, hidden_dim, num_layers=num_layers)
         self.out = nn.Linear(hidden_dim, vocab_size)
 

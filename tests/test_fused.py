@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from rnnbench.data.batching import PAD
 from rnnbench.errors import ConfigError
 from rnnbench.fused import FUSED_CELLS, ElmanFunction, GroupClassifier, GroupSGD, GRUFunction, LSTMFunction, stacked_ids
 from rnnbench.models import CELLS, CLASSIFIERS, Classifier
@@ -67,7 +68,7 @@ def solo_models(kind: str, members: int, vocab: int = 23, sparse: bool = True) -
     models = []
     for seed in range(members):
         torch.manual_seed(seed)
-        models.append(Classifier(kind, vocab, 2, embed_dim=6, hidden_dim=5, sparse=sparse).double())
+        models.append(Classifier(kind, vocab, 2, embed_dim=6, hidden_dim=5, sparse=sparse, padding_idx=PAD).double())
     return models
 
 
@@ -133,7 +134,7 @@ def test_members_go_in_and_come_out_as_classifier_state_dicts(kind):
         assert list(state) == list(model.state_dict())
         for name, value in model.state_dict().items():
             assert torch.equal(state[name], value), name
-        Classifier(kind, 23, 2, 6, 5).double().load_state_dict(state)  # strict: same names and shapes
+        Classifier(kind, 23, 2, 6, 5, padding_idx=PAD).double().load_state_dict(state)  # strict: same names and shapes
     with pytest.raises(ConfigError, match="same model kind"):
         group.load_member_state_dict(0, solo_models("lstm" if kind == "mlp" else "mlp", 1)[0].state_dict())
     wrong = {**models[0].state_dict(), "out.bias": torch.zeros(3)}

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from rnnbench.data.batching import PAD
 from rnnbench.errors import ConfigError
 from rnnbench.models import CLASSIFIERS, Classifier, LanguageModel
 
@@ -14,7 +15,7 @@ from rnnbench.models import CLASSIFIERS, Classifier, LanguageModel
 @pytest.mark.parametrize("kind", CLASSIFIERS)
 def test_padding_does_not_change_logits(kind):
     torch.manual_seed(0)
-    model = Classifier(kind, vocab_size=50, embed_dim=16, hidden_dim=12).eval()
+    model = Classifier(kind, vocab_size=50, embed_dim=16, hidden_dim=12, padding_idx=PAD).eval()
     review = torch.randint(4, 50, (1, 7))
     alone = model(review, torch.tensor([7]))
     batch = torch.zeros(3, 19, dtype=torch.long)
@@ -27,8 +28,8 @@ def test_padding_does_not_change_logits(kind):
 
 def test_naive_elman_computes_what_nn_rnn_computes():
     torch.manual_seed(0)
-    fast = Classifier("elman", vocab_size=30, embed_dim=8, hidden_dim=6)
-    naive = Classifier("elman_naive", vocab_size=30, embed_dim=8, hidden_dim=6)
+    fast = Classifier("elman", vocab_size=30, embed_dim=8, hidden_dim=6, padding_idx=PAD)
+    naive = Classifier("elman_naive", vocab_size=30, embed_dim=8, hidden_dim=6, padding_idx=PAD)
     naive.load_state_dict(fast.state_dict())
     tokens = torch.randint(1, 30, (4, 11))
     lengths = torch.tensor([11, 5, 8, 1])
@@ -36,22 +37,22 @@ def test_naive_elman_computes_what_nn_rnn_computes():
 
 
 def test_study_sizes_are_the_defaults():
-    model = Classifier("lstm", vocab_size=100)
+    model = Classifier("lstm", vocab_size=100, padding_idx=PAD)
     assert model.embed.embedding_dim == 300 and model.encoder.hidden_size == 300
     assert model.out.out_features == 2
-    lm = LanguageModel(vocab_size=10)
+    lm = LanguageModel(vocab_size=10, padding_idx=PAD)
     assert isinstance(lm.rnn, nn.LSTM)
     assert (lm.embed.embedding_dim, lm.rnn.hidden_size, lm.rnn.num_layers) == (32, 16, 1)
 
 
 @pytest.mark.parametrize("kind, encoder", [("mlp", type(None)), ("elman", nn.RNN), ("lstm", nn.LSTM), ("gru", nn.GRU)])
 def test_each_kind_gets_its_cell(kind, encoder):
-    assert isinstance(Classifier(kind, vocab_size=10, embed_dim=4, hidden_dim=3).encoder, encoder)
+    assert isinstance(Classifier(kind, vocab_size=10, embed_dim=4, hidden_dim=3, padding_idx=PAD).encoder, encoder)
 
 
 def test_language_model_runs_a_gru_and_carries_its_state():
     torch.manual_seed(0)
-    lm = LanguageModel(vocab_size=12, num_layers=2, cell="gru")
+    lm = LanguageModel(vocab_size=12, num_layers=2, cell="gru", padding_idx=PAD)
     tokens = torch.randint(1, 12, (3, 6))
     whole, _ = lm(tokens)
     first, state = lm(tokens[:, :4])
@@ -62,6 +63,6 @@ def test_language_model_runs_a_gru_and_carries_its_state():
 
 def test_unknown_model_or_cell_is_a_config_error():
     with pytest.raises(ConfigError, match="mlp, elman, elman_naive, lstm, gru"):
-        Classifier("transformer", vocab_size=10)
+        Classifier("transformer", vocab_size=10, padding_idx=PAD)
     with pytest.raises(ConfigError, match="unknown cell 'elman'.*lstm, gru"):
-        LanguageModel(vocab_size=10, cell="elman")
+        LanguageModel(vocab_size=10, cell="elman", padding_idx=PAD)

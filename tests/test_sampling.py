@@ -18,7 +18,7 @@ PREFIXES = [[START]] * 20 + [[START, 4, 4], [START, 4, 5, 4]]  # empty and part-
 def biased_model(biases: dict[int, float]) -> LanguageModel:
     """A random model whose output bias makes the given tokens by far the likeliest."""
     torch.manual_seed(0)
-    model = LanguageModel(len(VOCAB))
+    model = LanguageModel(len(VOCAB), padding_idx=PAD)
     with torch.no_grad():
         for token, bias in biases.items():
             model.out.bias[token] = bias

@@ -101,7 +101,9 @@ class GrammarGroup(FusedGroup):
         self.model.compiled = base.compile
         for k, config in enumerate(self.configs):
             self.rngs.append(seed_everything(config.seed))
-            solo = LanguageModel(sizes[k], base.embed_dim, base.hidden_dim, base.num_layers, base.cell)  # GrammarRun's weights
+            solo = LanguageModel(
+                sizes[k], base.embed_dim, base.hidden_dim, base.num_layers, base.cell, padding_idx=PAD
+            )  # GrammarRun's
             self.torch_rngs.append(torch.get_rng_state())
             self.model.load_member_state_dict(k, solo.state_dict())
         self.model.to(self.device)
@@ -356,7 +358,7 @@ class GrammarRun(TrainingRun):
         """The run's weights now, as a LanguageModel (a copy: changing it does not change the run)."""
         state = self.state_dict()["model"]
         c = self.config
-        model = LanguageModel(len(self.data.vocab), c.embed_dim, c.hidden_dim, c.num_layers, c.cell)
+        model = LanguageModel(len(self.data.vocab), c.embed_dim, c.hidden_dim, c.num_layers, c.cell, padding_idx=PAD)
         model.load_state_dict(state)
         return model.to(self.device)
 

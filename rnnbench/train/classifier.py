@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnbench import metrics as M
-from rnnbench.data.batching import Sequences, group_batches, order_rng, token_batches
+from rnnbench.data.batching import PAD, Sequences, group_batches, order_rng, token_batches
 from rnnbench.data.datasets import get_text_dataset
 from rnnbench.data.text import TextData, load_text
 from rnnbench.errors import ConfigError, DataError
@@ -67,6 +67,7 @@ class ClassifierRun(TrainingRun):
             config.embed_dim,
             config.hidden_dim,
             sparse=config.momentum == 0,
+            padding_idx=PAD,
         ).to(self.device)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum)
         self.epoch = 0

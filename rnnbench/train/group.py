@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnbench import metrics as M
-from rnnbench.data.batching import Sequences, group_batches, order_rng, token_batches
+from rnnbench.data.batching import PAD, Sequences, group_batches, order_rng, token_batches
 from rnnbench.data.text import TextData
 from rnnbench.errors import DataError
 from rnnbench.fused import GroupClassifier, GroupSGD, stacked_ids
@@ -71,7 +71,7 @@ class GroupRun(FusedGroup):
         for k, config in enumerate(self.configs):
             self.rngs.append(seed_everything(config.seed))
             solo = Classifier(
-                base.model, vocab_size, self.data.num_classes, base.embed_dim, base.hidden_dim
+                base.model, vocab_size, self.data.num_classes, base.embed_dim, base.hidden_dim, padding_idx=PAD
             )  # ClassifierRun's weights
             self.torch_rngs.append(torch.get_rng_state())
             self.model.load_member_state_dict(k, solo.state_dict())
