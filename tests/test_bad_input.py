@@ -164,6 +164,8 @@ CASES: list = [
     (results_main, ["{empty}"], "{empty} is not an experiment folder"),
     (results_main, ["{exp}", "--metric", "nope"], "available metrics: train_loss, val_acc"),
     (results_main, ["list", "{missing}"], "{missing} is not a folder"),
+    (results_main, ["{exp}", "--plot", "{file}"], "--plot {file} is a file; pass a folder"),
+    (results_main, ["{exp}", "--tensorboard", "{file}"], "--tensorboard {file} is a file; pass a folder"),
 ]
 
 

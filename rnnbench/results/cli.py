@@ -146,6 +146,9 @@ def report(
 
 def run(args: argparse.Namespace) -> tuple[str, list[Path]]:
     """The report and every file written (plots, the TensorBoard folder, exports)."""
+    for flag, folder in (("--plot", args.plot), ("--tensorboard", args.tensorboard)):
+        if folder and Path(folder).exists() and not Path(folder).is_dir():
+            raise ResultsError(f"{flag} {folder} is a file; pass a folder to write into")
     df = load(args.path)
     metric = args.metric or default_metric(df)
     per = args.per or default_per(df)
