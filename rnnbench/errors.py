@@ -18,10 +18,6 @@ class ResultsError(ValueError):
     """
 
 
-class ResultsWarning(UserWarning):
-    """Something was skipped while reading (a truncated result line, an unreadable state file)."""
-
-
 class StorageError(RuntimeError):
     """The experiment's storage became full, read-only or unwritable mid-run. The run stopped at
     once, leaving a state that `--resume` finishes from; the CLIs print it and exit 1 (errored)."""

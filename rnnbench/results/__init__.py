@@ -13,7 +13,7 @@ the sweep trained it. Metric, compared column and epoch rule default to the task
 
 import importlib
 
-from rnnbench.errors import ResultsError, ResultsWarning
+from rnnbench.errors import ResultsError
 from rnnbench.results.compare import Comparison, compare, compare_values, comparisons, probability_of_improvement, welch
 from rnnbench.results.listing import list_experiments, render_listing
 from rnnbench.results.load import STATUSES, load, trial_overview
@@ -49,7 +49,6 @@ def __getattr__(name: str) -> object:
 __all__ = [
     "Comparison",
     "ResultsError",
-    "ResultsWarning",
     "STATUSES",
     "aggregate",
     "best",
