@@ -30,6 +30,7 @@ from ray import tune
 from rnnbench import record
 from rnnbench.errors import ConfigError
 from rnnbench.sweep.members import MEMBERS, NAME, SCORE, setting_name
+from rnnbench.sweep.storage import FAULTS
 from rnnbench.tasks import RESTORE_FROM, Task, get_task
 from rnnbench.train.members import Group, SerialGroup
 
@@ -39,7 +40,6 @@ PATH = "experiment"  # config key: the experiment's folder or URI, where members
 FAULT = "storage_fault"  # result key: the errno of a storage fault that ended the trial
 BOARD = "rnnbench-batch-board"  # the driver's named actor that trials post batch progress to
 POST_EVERY_S = 2.0  # a trial posts its batch progress at most this often (the status line prints every 20 s)
-STORAGE_FAULTS = (28, 122, 30, 13, 1)  # ENOSPC, EDQUOT, EROFS, EACCES, EPERM
 
 
 def config_of(cls: type, config: dict[str, Any]) -> Any:
@@ -135,7 +135,7 @@ def train_group(config: dict[str, Any], data: Any = None, metric: str = "", mode
         start = max((int(state["epoch"]) for state in states or () if not state["diverged"]), default=0)
         train(group, start, fs, folders, members, metric, mode, how)
     except OSError as error:
-        if error.errno not in STORAGE_FAULTS:
+        if error.errno not in FAULTS:
             raise
         tune.report({FAULT: error.errno})
     except Exception:
