@@ -257,8 +257,9 @@ def test_errored_trials_end_the_sweep_non_zero_with_the_resume_command(tmp_path)
 
 @pytest.mark.parametrize("stop, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(stop, code, tmp_path):
-    """Ctrl-C, or SIGTERM as a batch scheduler sends it, mid-training: the run stops with 130 / 143,
-    the command that continues, none of Ray's own hints, no false "done"; the resume finishes it."""
+    """Ctrl-C, or SIGTERM as a batch scheduler sends it (to the whole process group, Ray's own
+    processes included), mid-training: the run stops with 130 / 143, the command that continues,
+    none of Ray's own hints, no false "done"; the resume finishes it."""
     args = [
         "--datasets",
         "brackets",
@@ -287,14 +288,17 @@ def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(stop, code, tmp_p
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 240
     while not list((tmp_path / "c").glob("members/*/rows.jsonl")) and driver.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)  # until the first epoch is recorded
-    driver.send_signal(stop)
+    os.killpg(driver.pid, stop)
     out, err = driver.communicate(timeout=240)
     assert driver.returncode == code, err[-3000:]
-    assert "interrupted:" in err and "--resume" in err.splitlines()[-1]
+    said = "interrupted:" if stop == signal.SIGINT else "terminated:"
+    assert said in err and "--resume" in err.splitlines()[-1]
+    assert not (tmp_path / "c" / "driver.json").exists()
     assert "Tuner.restore" not in err and "SIGTERM received" not in err and "Traceback" not in err
     assert "member-epochs 9/9" not in err
     resumed = sweep("grammar_grid.py", "--storage", str(tmp_path), "--name", "c", "--resume")

@@ -126,8 +126,9 @@ def main(task_name: str, doc: str, argv: Sequence[str] | None = None) -> int:
 def guarded(run: Callable[[Task, argparse.Namespace], int], task: Task, args: argparse.Namespace) -> int:
     """Run a sweep CLI with the exit codes of sweep/summary.py at every moment: a bad input is one
     line and 2; a storage fault mid-run 1; Ctrl-C (130) and SIGTERM, what a batch scheduler sends
-    (143), end it as an interrupt with the command that continues, never a traceback. SIGTERM is
-    passed on as SIGINT, which Ray Tune's own loop answers by stopping its trials cleanly."""
+    (143), end it as an interrupt with the command that continues, never a traceback. Before Ray
+    starts, SIGTERM is passed on as SIGINT; while Ray runs, the runner ends the driver at once
+    (rnnbench.sweep.runner.terminate)."""
     from rnnbench.sweep.storage import ERRORED, INTERRUPTED, TERMINATED, resume_command
 
     keep_private_ray_on_loopback(args)

@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,10 +30,12 @@ from rnnbench import record
 from rnnbench.errors import ConfigError, StorageError
 from rnnbench.sweep.members import MEMBERS, trial_name
 from rnnbench.sweep.progress import Progress
-from rnnbench.sweep.storage import FAULTS, describe, local_folder, probe
+from rnnbench.sweep.storage import FAULTS, TERMINATED, describe, local_folder, probe, resume_command
 from rnnbench.sweep.summary import exit_code, summarize
 from rnnbench.sweep.trainable import FAULT, PATH, TASK, train_group
 from rnnbench.tasks import Task
+
+SHUTDOWN_S = 10  # what Ray's shutdown gets after a SIGTERM: seconds on a live Ray, forever on a dead GCS
 
 
 @dataclasses.dataclass
@@ -161,12 +164,14 @@ def run_sweep(sweep: Sweep, resources: dict[str, Any], address: str | None, resu
     """Run (or resume) the experiment and, with `summary`, print the closing report; the exit
     code (rnnbench.sweep.summary)."""
     cpus, gpus = resources["cpus_per_trial"], resources["gpus_per_trial"] or 0
+    fs, root = record.open_fs(sweep.path)
+    ray_folder = tempfile.mkdtemp(prefix="rnnbench-ray-")  # Ray's own state: disposable
+    signal.signal(signal.SIGTERM, lambda signum, frame: terminate(fs, root, ray_folder))
     quiet_tune_console()
     start_ray(address, cpus, gpus)
     if sweep.plan is not None:
         sweep.groups, gpus = sweep.plan(float(ray.cluster_resources().get("GPU", 0)))
         sweep.spec.setdefault("groups", sweep.groups)
-    fs, root = record.open_fs(sweep.path)
     if not resume:
         record.write_json(fs, f"{root}/{record.SPEC}", sweep.spec)
     epochs = sweep.base.epochs
@@ -185,7 +190,6 @@ def run_sweep(sweep: Sweep, resources: dict[str, Any], address: str | None, resu
         param_space[MEMBERS] = tune.grid_search(todo)
     trainable = tune.with_parameters(train_group, data=sweep.data, metric=sweep.metric, mode=sweep.mode, how=sweep.how)
     started = time.time()
-    ray_folder = tempfile.mkdtemp(prefix="rnnbench-ray-")  # Ray's own state: disposable
     progress = Progress(sweep.metric, sweep.mode, sweep.how, planned * epochs, done, beat=lambda: heartbeat(fs, root, started))
     heartbeat(fs, root, started)
     try:
@@ -216,6 +220,25 @@ def run_sweep(sweep: Sweep, resources: dict[str, Any], address: str | None, resu
             record.remove_driver(fs, root)
         shutil.rmtree(ray_folder, ignore_errors=True)
     return summarize(sweep.path, sweep.task, sweep.how) if summary else exit_code(sweep.path)
+
+
+def terminate(fs: Any, root: str, ray_folder: str) -> None:
+    """SIGTERM while Ray runs: exit at once with 143 and the command that continues.
+
+    A batch scheduler signals the whole process group, so Ray's own processes die with the driver
+    and Tune's orderly stop would wait a minute on a dead GCS before failing. Nothing needs an
+    orderly stop: every member's record is complete up to its last row at any moment (states are
+    renamed into place, rows appended), and Ray ends a dead driver's trials. So the driver drops
+    its heartbeat file and Ray's temporary folder, gives Ray's shutdown (which ends the processes
+    of a local Ray that outlived the signal) a few seconds, and leaves without Python's own."""
+    with contextlib.suppress(OSError):
+        record.remove_driver(fs, root)
+    shutil.rmtree(ray_folder, ignore_errors=True)
+    shutdown = threading.Thread(target=ray.shutdown, daemon=True)
+    shutdown.start()
+    shutdown.join(timeout=SHUTDOWN_S)
+    print(f"terminated: every finished epoch is in the record; continue with: {resume_command()}", file=sys.stderr, flush=True)
+    os._exit(TERMINATED)
 
 
 def heartbeat(fs: Any, root: str, started: float) -> None:
