@@ -123,10 +123,11 @@ def test_status_lines_show_the_running_trials_share_of_their_epoch(tmp_path):
         cwd=ROOT,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    shares = [int(share) for share in re.findall(r"member-epochs 0/1; .*; in progress: brackets_lr1_seed0 (\d+)%", done.stderr)]
+    shares = [int(share) for share in re.findall(r"member-epochs 0/1 \| .* \| (\d+)% into their epoch", done.stderr)]
     assert shares, done.stderr[-3000:]
     assert shares == sorted(shares) and 0 <= shares[0] and shares[-1] <= 100
     assert "member-epochs 1/1" in done.stderr
+    assert max(len(line) for line in done.stderr.splitlines() if "member-epochs" in line or "best so far" in line) <= 100
     assert len(results.load(tmp_path / "p")) == 1  # one row for the one epoch, none for the batches
     output = done.stdout + done.stderr
     assert "driver_artifacts" not in output and "tensorboard --logdir" not in output
@@ -161,3 +162,31 @@ def test_the_eta_learns_from_the_epochs_finished_in_this_run():
     now[0] += 20  # two more in the next 20 s: 4 in 80 s, 4 left -> 80 s
     progress.observe("t", {"members": {"m0": member(2, 0.5, "a"), "m1": member(2, 0.5, "a")}})
     assert progress.eta_s(now[0]) == pytest.approx(80)
+
+
+def test_the_eta_follows_the_pace_of_the_later_half_of_the_run():
+    """Cheap members first (10 member-epochs in 100 s), then 2 in the next 100 s: of 30, 18 are
+    left, at the later half's 50 s each: 900 s, where the whole run's pace (200 s / 12) says 300 s."""
+    now = [0.0]
+    progress = Progress("acc", "max", "peak", total=30, every_s=0, clock=lambda: now[0])
+    now[0] = 100.0
+    progress.observe("t", {"members": {f"m{i}": member(1, 0.5, "a") for i in range(10)}})
+    now[0] = 200.0
+    progress.observe("t", {"members": {f"m{i}": member(2, 0.5, "a") for i in range(2)}})
+    assert progress.eta_s(now[0]) == pytest.approx(18 * 50)
+
+
+class Trial:
+    def __init__(self, status: str) -> None:
+        self.status, self.trial_id, self.last_result = status, status, {}
+
+
+def test_the_status_line_fits_100_columns_with_a_long_setting_name():
+    now = [0.0]
+    progress = Progress("synth_acc@t1", "max", "peak", total=1200, every_s=0, clock=lambda: now[0])
+    now[0] = 60.0
+    long_name = "brackets_lr0.0123456789_momentum0.9_embed_dim32_hidden_dim16_layers2_" * 2
+    progress.observe("t", {"members": {"m": member(1, 0.5, long_name) | {"synth_acc@t1": 0.5}}})
+    lines = progress.line([Trial("RUNNING")] * 120 + [Trial("PENDING")] * 1000, now[0]).splitlines()
+    assert len(lines) == 2 and "ETA" in lines[0] and "best so far: synth_acc@t1 0.5000" in lines[1]
+    assert max(len(line) for line in lines) <= 100 and lines[1].endswith("...")

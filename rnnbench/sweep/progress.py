@@ -18,7 +18,7 @@ from rnnbench.sweep.members import MEMBERS
 from rnnbench.sweep.trainable import BOARD
 
 STATUS_EVERY_S = "RNNBENCH_STATUS_EVERY_S"  # environment: seconds between status lines (default 20)
-PER_TRIAL = 3  # at most this many running trials get their own progress on the status line, more a mean
+WIDTH = 100  # columns of a status line
 
 
 @ray.remote(num_cpus=0)
@@ -83,6 +83,7 @@ class Progress(tune.Callback):
         self.start = clock()
         self.last = -float("inf")
         self.epochs: dict[str, int] = {}  # member -> newest epoch reported in this run
+        self.finished: list[tuple[float, int]] = []  # (clock, member-epochs of this run) after each result
         self.curves: dict[str, dict[int, list[float]]] = {}  # setting -> epoch -> members' values
         self.board: Any = None  # the BatchBoard's handle, from setup() on (it lives while we hold it)
         self.reading: Any = None  # the board's answer on its way, asked for by the previous line
@@ -105,6 +106,7 @@ class Progress(tune.Callback):
                 curve = self.curves.setdefault(report["setting"], {})
                 values = curve.setdefault(int(report["epoch"]), [])
                 values.append(float(value))
+        self.finished.append((self.clock(), sum(self.epochs.values())))
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         now = self.clock()
@@ -124,32 +126,38 @@ class Progress(tune.Callback):
         return self.done_before + sum(self.epochs.values())
 
     def line(self, trials: list, now: float) -> str:
+        """The status, at most WIDTH columns a line: counts, the running trials' mean share of their
+        epoch and the ETA on the first; the best setting so far on a second, once there is one."""
         status = [trial.status for trial in trials]
         done = min(self.done(), self.total) if self.total else self.done()
-        text = (
-            f"[{time.strftime('%H:%M:%S')}] member-epochs {done}/{self.total or '?'}; trials "
-            f"{status.count('RUNNING')} running, {status.count('PENDING')} pending, {status.count('TERMINATED')} ended"
-        )
+        parts = [
+            f"[{time.strftime('%H:%M:%S')}] member-epochs {done}/{self.total or '?'}",
+            f"trials {status.count('RUNNING')} running, {status.count('PENDING')} pending, {status.count('TERMINATED')} ended",
+        ]
         within = self.within_epoch([trial for trial in trials if trial.status == "RUNNING"])
-        if len(within) > PER_TRIAL:
-            text += f"; in progress {len(within)} trials: {100 * sum(within.values()) / len(within):.0f}% of their epoch"
-        elif within:
-            text += "; in progress: " + ", ".join(f"{trial} {100 * share:.0f}%" for trial, share in within.items())
-        best = best_setting(self.curves, self.sign, self.how)
-        if best is not None:
-            text += f" | best {self.metric} {best[1]:.4f} ({best[0]}, {self.how}, n={best[2]})"
+        if within:
+            parts.append(f"{100 * sum(within.values()) / len(within):.0f}% into their epoch")
         eta = self.eta_s(now)
         if eta is not None:
-            text += f" | ETA {eta / 60:.0f} min"
-        return text
+            parts.append(f"ETA {eta / 60:.0f} min")
+        lines = [" | ".join(parts)]
+        best = best_setting(self.curves, self.sign, self.how)
+        if best is not None:
+            lines.append(f"  best so far: {self.metric} {best[1]:.4f}, {best[0]} ({self.how} epoch, n = {best[2]} seeds)")
+        return "\n".join(text if len(text) <= WIDTH else text[: WIDTH - 3] + "..." for text in lines)
 
     def eta_s(self, now: float) -> float | None:
-        """Seconds left at this run's pace: member-epochs still to train over those finished per
-        second since the run started (epochs from before a resume do not count toward the pace)."""
+        """Seconds left at the pace of the later half of this run: member-epochs still to train over
+        those finished per second since the run's midpoint (since its start while nothing had
+        finished by then). A whole-run pace stays low all run long when cheap members finish first
+        (an IMDB grid's MLPs); epochs from before a resume do not count toward the pace."""
         ran, done = sum(self.epochs.values()), self.done()
         if not ran or not self.total or done >= self.total or now <= self.start:
             return None
-        return (now - self.start) / ran * (self.total - done)
+        midpoint = (self.start + now) / 2
+        before = max((count for at, count in self.finished if at <= midpoint), default=0)
+        since, recent = (midpoint, ran - before) if before and ran > before else (self.start, ran)
+        return (now - since) / recent * (self.total - done)
 
     def within_epoch(self, running: list) -> dict[Any, float]:
         """Each running trial's share of its current epoch's batches done, from the board. The line
