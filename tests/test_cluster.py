@@ -51,7 +51,7 @@ def two_nodes():
     cluster.shutdown()
 
 
-@pytest.mark.parametrize("how", ["--address", "RAY_ADDRESS"])
+@pytest.mark.parametrize("how", [pytest.param("--address", marks=pytest.mark.slow), "RAY_ADDRESS"])
 def test_grid_on_two_node_cluster_uses_both_nodes(two_nodes, tiny_imdb, tmp_path, how):
     args = ["--address", two_nodes.address] if how == "--address" else []
     env = {**os.environ, "RAY_ADDRESS": two_nodes.address} if how == "RAY_ADDRESS" else os.environ
@@ -80,6 +80,7 @@ def test_grid_on_two_node_cluster_uses_both_nodes(two_nodes, tiny_imdb, tmp_path
     assert set(df.drop_duplicates("trial")["node_ip"]) == {"127.0.0.2", "127.0.0.3"}
 
 
+@pytest.mark.slow  # a whole sweep on a real Ray: the fast tier has one such run per CLI
 def test_ray_job_submit_runs_a_sweep(tiny_imdb, tmp_path):
     """One node here: nodes faked on one machine share Ray's runtime_resources folder, where a
     second node would unpack the job's working dir over the running driver's."""

@@ -109,6 +109,7 @@ def test_a_bad_status_interval_is_a_one_line_error(value, monkeypatch):
         status_every_s()
 
 
+@pytest.mark.slow  # a whole sweep on a real Ray: the fast tier has one such run per CLI
 def test_status_lines_show_the_running_trials_share_of_their_epoch(tmp_path):
     """A status line at every step of Tune's loop (interval 0): while the one trial trains its
     epoch of 20,000 words (625 batches, seconds on a CPU), the lines show its share of it, which

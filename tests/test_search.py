@@ -75,6 +75,7 @@ def test_the_study_opens_with_optuna_alone(searched):
     assert len(study.trials) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
 
 
+@pytest.mark.slow  # a whole pruned search on a real Ray: the fast tier runs one search
 @pytest.mark.parametrize("pruner", ["median", "asha"])
 def test_pruned_configurations_keep_every_epoch_and_optuna_their_seed_means(pruner, tmp_path):
     """Configurations the pruner stops keep every epoch they trained, and Optuna is told the
@@ -184,6 +185,7 @@ def test_an_incompatible_search_is_refused_on_resume(searched):
     assert json.loads((path / "spec.json").read_text())["num_seeds"] == 2
 
 
+@pytest.mark.slow  # a whole sweep on a real Ray: the fast tier has one such run per CLI
 def test_imdb_search_on_the_tiny_set(tiny_imdb, tmp_path):
     done = search(
         "--task",

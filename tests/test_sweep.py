@@ -163,6 +163,7 @@ def test_resume_repeating_the_stored_settings_is_accepted(grid):
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+@pytest.mark.slow  # a whole sweep on a real Ray: the fast tier has one such run per CLI
 def test_grammar_grid_needs_no_data_and_reports_every_temperature(tmp_path):
     done = sweep(
         "grammar_grid.py",
@@ -192,6 +193,7 @@ def test_grammar_grid_needs_no_data_and_reports_every_temperature(tmp_path):
     assert "synth_acc@t1" in done.stdout  # the task's one objective (rnnbench.tasks)
 
 
+@pytest.mark.slow  # a whole sweep on a real Ray: the fast tier has one such run per CLI
 def test_grouped_members_give_the_rows_of_ungrouped_trials(tmp_path):
     """--group seeds trains each setting's seeds in one fused trial; every member still gets its own
     rows, equal to the same member trained as a trial of its own."""
@@ -240,6 +242,7 @@ sys.exit(run_sweep(sweep, {"cpus_per_trial": 1, "gpus_per_trial": 0}, None, resu
 """
 
 
+@pytest.mark.slow  # a whole sweep on a real Ray: the fast tier has one such run per CLI
 def test_errored_trials_end_the_sweep_non_zero_with_the_resume_command(tmp_path):
     """A member that fails inside its trial (its device does not exist here) is retried by Ray,
     then ends the sweep with 1, its error in the record; --resume retries it."""
@@ -255,6 +258,7 @@ def test_errored_trials_end_the_sweep_non_zero_with_the_resume_command(tmp_path)
     assert again.returncode == 1 and "1 of 1 members errored" in again.stderr  # retried, and failing again
 
 
+@pytest.mark.slow  # two sweeps on a real Ray each
 @pytest.mark.parametrize("stop, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(stop, code, tmp_path):
     """Ctrl-C, or SIGTERM as a batch scheduler sends it (to the whole process group, Ray's own
