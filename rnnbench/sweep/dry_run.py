@@ -1,6 +1,7 @@
 """`--dry-run`: what a grid would run, on what, for how long and how much disk, before anything
-starts. The time comes from a probe: one epoch of one member per compared value (model or grammar)
-on a slice of the data, on this machine, its training part scaled to the full data."""
+starts. The time comes from a probe: one epoch of one trial's members per compared value (model or
+grammar), fused as the sweep would fuse them, on a slice of the data, its training part scaled to
+the full data; measured in CPU time and turned into wall time by this machine's load average."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import dataclasses
 import math
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
-from rnnbench import metrics as M
+import torch
+
 from rnnbench.record import KEPT_STATES
 from rnnbench.sweep.members import NAME
+from rnnbench.sweep.trainable import make_group
 from rnnbench.tasks import RESTORE_FROM, Task
 from rnnbench.train.common import save_checkpoint
+
+STARTUP_S = 10  # Ray's start, its workers importing torch, the summary: measured on 2 cores, BENCHMARKS.md
 
 
 def plan(
@@ -40,25 +46,29 @@ def plan(
         f"time on this machine's {os.cpu_count()} CPUs",
     ]
     field, probe_size = task.probe
-    seconds, disk = 0.0, 0
+    torch.set_num_threads(max(1, int(cpus_per_trial)))  # as a trial's
+    others = os.getloadavg()[0]  # runnable processes besides ours, before the probe adds one
+    cpu_s, disk = 0.0, 0
     for value in dict.fromkeys(member[task.per] for member in members):
-        first = next(m for m in members if m[task.per] == value)
-        config = dataclasses.replace(base, **{k: v for k, v in first.items() if k not in (NAME, RESTORE_FROM)})
-        full = getattr(config, field) or len(data.train)
-        epoch_s = _probe(task, config, data, field, full, probe_size)
+        group = next(g for g in groups if any(m[task.per] == value for m in g))
+        configs = [dataclasses.replace(base, **{k: v for k, v in m.items() if k not in (NAME, RESTORE_FROM)}) for m in group]
+        full = getattr(configs[0], field) or len(data.train)
+        member_s = _probe(task, configs, data, field, full, probe_size) / len(group)
         count = sum(m[task.per] == value for m in members)
-        seconds += epoch_s * count * base.epochs
+        cpu_s += member_s * count * base.epochs
         with tempfile.TemporaryDirectory() as folder:  # the full-data model: its vocabulary sets the size
-            state = task.load("run")(config, data).state_dict()
+            state = task.load("run")(configs[0], data).state_dict()
             disk += save_checkpoint(state, Path(folder) / "probe.pt").stat().st_size * count
-        lines.append(f"probe: {value}: ~{epoch_s:.3g} s per member-epoch with {field} {full}, on this machine")
-    lines.append(
-        f"estimate: ~{_duration(seconds / parallel)} of wall time unfused on this machine, if it stays as "
-        "loaded as during the probe "
-        f"({_duration(seconds)} of trial time over {parallel} parallel trials"
-        + ("; fused groups on a GPU are several times faster, see BENCHMARKS.md" if task.fused else "")
-        + ")"
-    )
+        how = f"in a fused group of {len(group)}" if task.fused and len(group) > 1 else "alone"
+        lines.append(f"probe: {value}: ~{member_s:.3g} CPU s per member-epoch {how}, with {field} {full}")
+    cores = os.cpu_count() or 1
+    share = min(1.0, cores / max(cores, parallel + others))  # of a core, per trial, at this load
+    lines += [
+        f"estimate: ~{_duration((STARTUP_S + cpu_s / parallel) / share)} of wall time at this machine's load now (load average "
+        f"{others:.1f} on {cores} CPUs),",
+        f"  ~{_duration(STARTUP_S + cpu_s / parallel)} idle: {_duration(cpu_s)} of CPU time over {parallel} parallel "
+        f"trials and ~{STARTUP_S} s to start Ray and its workers and to report",
+    ]
     lines.append(
         f"disk: ~{disk / len(members) / 2**20:.2f} MB of state per member, {KEPT_STATES} kept: "
         f"~{disk * KEPT_STATES / 2**30:.2f} GB for the experiment"
@@ -67,14 +77,19 @@ def plan(
     return "\n".join(lines)
 
 
-def _probe(task: Task, config: Any, data: Any, field: str, full: int, size: int) -> float:
-    """Seconds of one full-size epoch of `config`, from one epoch with `field` cut to `size`: the
-    training part scales with the data, the rest (evaluation, sampling) is taken as measured."""
-    probe = dataclasses.replace(config, epochs=1, **{field: min(full, size)})
-    run = task.load("run")(probe, data if full <= size else None)
-    metrics = next(iter(run.epochs()))
-    train_s = len(run.data.train.tokens) / metrics[M.TOKENS_PER_S]
-    return train_s * full / getattr(probe, field) + max(0.0, metrics[M.EPOCH_S] - train_s)
+def _probe(task: Task, configs: list[Any], data: Any, field: str, full: int, size: int) -> float:
+    """CPU seconds of one full-size epoch of the group `configs`, from one epoch with `field` cut
+    to `size`: the training part (up to the epoch's last batch) scales with the data, the rest
+    (evaluation, sampling) is taken as measured. CPU time, not wall time: it does not swing with
+    what else the machine runs."""
+    probes = [dataclasses.replace(config, epochs=1, **{field: min(full, size)}) for config in configs]
+    group = make_group(task, probes, data if full <= size else None)
+    trained: list[float] = []
+    group.on_batch = lambda done, total: trained.append(time.process_time()) if done == total else None
+    started = time.process_time()
+    next(iter(group.epochs()))
+    train_s, rest_s = trained[-1] - started, time.process_time() - trained[-1]
+    return train_s * full / getattr(probes[0], field) + rest_s
 
 
 def _duration(seconds: float) -> str:
