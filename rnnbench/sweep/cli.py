@@ -147,7 +147,7 @@ def guarded(run: Callable[[Task, argparse.Namespace], int], task: Task, args: ar
         print(f"error: {error}", file=sys.stderr)
         return ERRORED
     except KeyboardInterrupt:
-        print(f"interrupted; continue with: {resume_command()}", file=sys.stderr)
+        print(f"{'terminated' if terminated else 'interrupted'}; continue with: {resume_command()}", file=sys.stderr)
         code = INTERRUPTED
     return TERMINATED if terminated and code in (0, INTERRUPTED) else code
 

@@ -84,12 +84,18 @@ def start_ray(address: str | None, cpus_per_trial: float = 1, gpus_per_trial: fl
     A trial asking for more than any node has would wait forever without a word: on a local Ray
     that is an error, on a cluster (whose autoscaler may still add such a node) a warning."""
     address = address or os.environ.get("RAY_ADDRESS")
-    on_term = signal.getsignal(signal.SIGTERM)  # ray.init replaces it with a stack dump and exit
+    on_term = signal.getsignal(signal.SIGTERM)  # ray.init replaces it: sys.exit while it runs, a stack dump after
     if address:
         check_reachable(address)
-        ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
-    else:
-        ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
+        else:
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    except SystemExit:  # a SIGTERM during ray.init, seen by Ray's handler: ours answers it
+        if callable(on_term):
+            on_term(signal.SIGTERM, None)
+        raise
     signal.signal(signal.SIGTERM, on_term)
     nodes = [node["Resources"] for node in ray.nodes() if node["Alive"]]
     if not any(r.get("CPU", 0) >= cpus_per_trial and r.get("GPU", 0) >= gpus_per_trial for r in nodes):
