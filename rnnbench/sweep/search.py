@@ -147,7 +147,6 @@ def check(task: Task, spec: dict[str, Any]) -> None:
 
 def run(task: Task, args: argparse.Namespace) -> int:
     """Check everything, then run or resume the search through the one sweep pipeline; the exit code."""
-    from rnnbench.results.columns import higher_is_better
     from rnnbench.sweep.storage import check_storage, local_folder, normalize_storage, read_spec, refuse_file
 
     check_resources(args, getattr(args, "device", "auto"))
@@ -183,6 +182,8 @@ def run(task: Task, args: argparse.Namespace) -> int:
     data = task.load("load_data")(base)
     if stored is None:
         check_storage(storage)  # after the data, so a data problem leaves no folder behind
+    from rnnbench.results.columns import higher_is_better  # pandas: after the checks, like Ray below
+
     mode = "max" if higher_is_better(spec["metric"]) else "min"
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule  # after the checks: Ray is slow to import
 
