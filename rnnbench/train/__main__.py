@@ -13,6 +13,7 @@ import dataclasses
 import json
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from rnnbench.tasks import TASKS, get_task
 from rnnbench.train.configs import check_local_device, local_gpus
 
 
-def table(headline: dict[str, str]) -> tuple[str, Any]:
+def table(headline: dict[str, str]) -> tuple[str, Callable[[dict[str, Any]], str]]:
     """The header (with units) of the per-epoch table, and the function that makes a row of it."""
     headers = {M.EPOCH: "epoch", **headline, M.EPOCH_S: "s/epoch"}
     widths = {key: max(len(header), 9) for key, header in headers.items()}

@@ -20,6 +20,7 @@ from rnnbench.errors import ConfigError
 from rnnbench.names import CLASSIFIERS, LM_CELLS
 
 MAX_SEED = 2**32 - 1  # numpy and torch both take seeds up to here
+BATCHINGS = ("bucket", "random")  # similar lengths together, or any order (rnnbench.data.batching)
 DEVICE_HELP = "auto (a GPU if there is one, else the CPU), cpu, cuda or cuda:N"
 
 
@@ -50,7 +51,7 @@ def require_seed(**seeds: int) -> None:
 
 def check_batching_and_device(batching: str, device: str) -> None:
     """The two names both loops take: how batches are cut, and where the trial runs."""
-    if batching not in ("bucket", "random"):
+    if batching not in BATCHINGS:
         raise ConfigError(f"unknown batching {batching!r}; use 'bucket' or 'random'")
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", device):
         raise ConfigError(f"unknown device {device!r}; use auto, cpu or cuda[:N]")
@@ -85,7 +86,7 @@ class ClassifierConfig:
     momentum: float = setting(0.0, "SGD momentum, in [0, 1)")
     embed_dim: int = setting(300, "word embedding size")
     hidden_dim: int = setting(300, "hidden layer size")
-    batching: str = setting("bucket", "bucket: reviews of similar length share a batch; random: any", ("bucket", "random"))
+    batching: str = setting("bucket", "bucket: reviews of similar length share a batch; random: any", BATCHINGS)
     order_seed: int = setting(0, "orders the length buckets' steps; trials trained as a group share it")
     final: bool = setting(False, "false: train 20,000 / validate 5,000; true: official train 25,000 / test 25,000")
     split_seed: int = setting(0, "draws the validation split; keep it fixed across trials")
@@ -133,7 +134,7 @@ class GrammarConfig:
     lr: float = setting(1.0, "SGD learning rate")
     epochs: int = setting(10, "passes over the training words")
     batch_size: int = setting(32, "words per SGD step")
-    batching: str = setting("bucket", "bucket: words of similar length share a batch; random: any", ("bucket", "random"))
+    batching: str = setting("bucket", "bucket: words of similar length share a batch; random: any", BATCHINGS)
     seed: int = setting(0, "seeds the words, the initial weights and the sampling")
     momentum: float = setting(0.0, "SGD momentum, in [0, 1)")
     order_seed: int = setting(0, "orders the length buckets' steps; trials trained as a group share it")
