@@ -9,10 +9,20 @@ import typing
 from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
+HELP_WIDTH = 100  # --help lines, whatever the terminal: readable in a pager, a log or a README
+
+
+def help_formatter(prog: str) -> argparse.HelpFormatter:
+    """--help at HELP_WIDTH columns; descriptions keep their own line breaks (their examples)."""
+    return argparse.RawDescriptionHelpFormatter(prog, width=HELP_WIDTH)
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line naming the problem and where to look, exit 2."""
+    """argparse, but a bad flag is one line naming the problem and where to look, exit 2, and
+    `--help` is HELP_WIDTH columns wide."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{"formatter_class": help_formatter, **kwargs})
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message}; see {self.prog} --help\n")
@@ -37,21 +47,38 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def shown(value: Any) -> str:
+    """A value as it is typed on the command line: `true`, `0.1 0.3`, `mlp`."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return " ".join(map(shown, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def field_help(field: dataclasses.Field) -> str:
+    """The field's meaning and default; a None default is described by the meaning itself."""
+    meaning = field.metadata["help"]
+    return meaning if field.default is None else f"{meaning} (default: {shown(field.default)})"
+
+
 def add_config_args(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
-    """Add one `--field-name` flag per dataclass field. Flags not given stay out of the namespace,
-    so the dataclass supplies its own defaults and callers can tell which flags the user set."""
+    """Add one `--field-name` flag per dataclass field, its help and choices from the field's
+    metadata (rnnbench.train.configs.setting). Flags not given stay out of the namespace, so the
+    dataclass supplies its own defaults and callers can tell which flags the user set."""
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):
         if field.name in skip:
             continue
         kind, many = _scalar_type(hints[field.name])
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        flag = "--" + field.name.replace("_", "-")
-        kwargs: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS, "help": f"default: {default}"}
-        kwargs["type"] = _parse_bool if kind is bool else kind
-        if many:
-            kwargs["nargs"] = "+"
-        parser.add_argument(flag, **kwargs)
+        parser.add_argument(
+            "--" + field.name.replace("_", "-"),
+            dest=field.name,
+            default=argparse.SUPPRESS,
+            help=field_help(field),
+            type=_parse_bool if kind is bool else kind,
+            choices=field.metadata["choices"],
+            metavar="{true,false}" if kind is bool else None,
+            nargs="+" if many else None,
+        )
 
 
 def given_config(cls: type, args: argparse.Namespace) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 from rnnbench.data.batching import PAD
 from rnnbench.errors import ConfigError
-from rnnbench.models import CLASSIFIERS, LM_CELLS
+from rnnbench.names import CLASSIFIERS, LM_CELLS
 
 # --- recurrences ------------------------------------------------------------------------------
 # Each Function takes `xw` [K, T, B, G], the input projections of all time steps (computed by one

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from rnnbench.errors import ConfigError
+from rnnbench.names import CLASSIFIERS, LM_CELLS
 
 
 class NaiveElman(nn.Module):
@@ -39,8 +40,8 @@ class NaiveElman(nn.Module):
 
 
 # The recurrent encoder of each cell kind, built as `CELLS[kind](input_size, hidden_size)`; None: no
-# recurrence (the MLP reads each token on its own). A new cell is one entry here (and one in
-# rnnbench.fused.FUSED_CELLS for trial groups).
+# recurrence (the MLP reads each token on its own). A new cell is one entry here, its name in
+# rnnbench.names.CLASSIFIERS, and one in rnnbench.fused.FUSED_CELLS for trial groups.
 CELLS: dict[str, Callable[..., nn.Module] | None] = {
     "mlp": None,
     "elman": partial(nn.RNN, batch_first=True),
@@ -48,8 +49,6 @@ CELLS: dict[str, Callable[..., nn.Module] | None] = {
     "lstm": partial(nn.LSTM, batch_first=True),
     "gru": partial(nn.GRU, batch_first=True),
 }
-CLASSIFIERS = tuple(CELLS)
-LM_CELLS = ("lstm", "gru")  # the language model needs stacked layers, which nn.LSTM and nn.GRU have
 
 
 class Classifier(nn.Module):

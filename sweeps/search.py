@@ -4,7 +4,7 @@ a stock scheduler (median stopping rule or ASHA) stops configurations whose seed
 
     python sweeps/search.py --task grammar --dataset ndfa --budget 10      # 10 lrs x 3 seeds
     python sweeps/search.py --task grammar --dataset ndfa --resume         # after a crash
-    python sweeps/search.py --task imdb --model lstm --batch-sizes 32 64 --compare-grid results/imdb_grid
+    python sweeps/search.py --task imdb --batch-sizes 32 64 --compare-grid results/imdb_grid
 
 Results load like a grid's: rnnbench.results.load(<storage>/<name>) has one row per seed and epoch,
 `group` naming the configuration. The Optuna study is in the experiment's study.journal:

@@ -9,7 +9,7 @@ from torch import nn
 
 from rnnbench.data.batching import PAD
 from rnnbench.errors import ConfigError
-from rnnbench.models import CLASSIFIERS, Classifier, LanguageModel
+from rnnbench.models import CELLS, CLASSIFIERS, LM_CELLS, Classifier, LanguageModel
 
 
 @pytest.mark.parametrize("kind", CLASSIFIERS)
@@ -66,3 +66,8 @@ def test_unknown_model_or_cell_is_a_config_error():
         Classifier("transformer", vocab_size=10, padding_idx=PAD)
     with pytest.raises(ConfigError, match="unknown cell 'elman'.*lstm, gru"):
         LanguageModel(vocab_size=10, cell="elman", padding_idx=PAD)
+
+
+def test_the_torch_free_names_are_the_cells_there_are():
+    """rnnbench.names lists the models for --help and the config checks; each must have its cell."""
+    assert CLASSIFIERS == tuple(CELLS) and set(LM_CELLS) <= set(CELLS)

@@ -100,7 +100,7 @@ def test_confirmation_stage_continues_the_best_lr_on_the_test_split(grid, tiny_i
         (["--lrs"], "expected at least one argument"),
         (["--lrs", "0.1", "-0.5"], "lr must be > 0"),
         (["--lrs", "0"], "lr must be > 0"),
-        (["--models", "mlp", "transformer"], "unknown model 'transformer'"),
+        (["--models", "mlp", "transformer"], "invalid choice: 'transformer'"),
         (["--seeds", "1.5"], "invalid int value"),
         (["--epochs", "0"], "epochs must be > 0"),
         (["--address", "127.0.0.1:9"], "cannot reach a Ray cluster at 127.0.0.1:9"),
@@ -125,7 +125,7 @@ def test_unwritable_storage_and_bad_data_fail_before_ray(tiny_imdb, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     done = sweep("imdb_grid.py", "--data", str(tiny_imdb), "--storage", str(blocker / "sub"), timeout=120)
-    assert done.returncode == 2 and "is not writable" in done.stderr
+    assert done.returncode == 2 and "lies under the file" in done.stderr
     done = sweep("imdb_grid.py", "--data", str(tmp_path), "--storage", str(tmp_path / "s"), timeout=120)
     assert done.returncode == 2 and "not an aclImdb folder" in done.stderr
     assert not (tmp_path / "s" / "imdb_grid").exists()

@@ -38,12 +38,14 @@ def parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="rnnbench-results",
         description=__doc__.split("\n\n")[0],
-        epilog="rnnbench-results list STORAGE: one line per experiment folder under "
-        "STORAGE (to report on an experiment folder named 'list', pass ./list)",
+        epilog="rnnbench-results list STORAGE: one line per experiment folder under STORAGE\n"
+        "(to report on an experiment folder named 'list', pass ./list)",
     )
     p.add_argument("path", help="experiment folder or storage URI (file://, s3://, ...)")
     p.add_argument(
-        "--metric", help="default: the task's objective (imdb val_acc, test_acc in a confirmation stage; grammar synth_acc@t1)"
+        "--metric",
+        help="the metric compared (default: the task's objective: imdb val_acc, test_acc in a confirmation stage; "
+        "grammar synth_acc@t1)",
     )
     p.add_argument("--per", help="column whose values are compared (default: the task's, model or dataset)")
     p.add_argument("--by", nargs="+", help="columns defining a grid cell (default: varying config minus seed)")
@@ -52,7 +54,7 @@ def parser() -> argparse.ArgumentParser:
         choices=("peak", "final"),
         help="score a cell by the best or the last epoch of its seed-mean curve (default: the task's)",
     )
-    p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--format", choices=FORMATS, default="text", help="how the report's tables are written (default: text)")
     p.add_argument("--ci", type=float, default=0.95, help="confidence level (default 0.95)")
     p.add_argument("--plot", metavar="DIR", help="write PNG and SVG figures here")
     p.add_argument("--seeds", action="store_true", help="plots also draw every seed as a thin line")
@@ -70,7 +72,7 @@ def parser() -> argparse.ArgumentParser:
 def list_parser() -> argparse.ArgumentParser:
     p = OneLineParser(
         prog="rnnbench-results list",
-        description="One line per experiment folder under STORAGE: name, task, state, "
+        description="One line per experiment folder under STORAGE: name, task, state,\n"
         "members by outcome, epochs finished, last change, size.",
     )
     p.add_argument("storage", help="the folder (or storage URI) the sweeps' --storage pointed at")

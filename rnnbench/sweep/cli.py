@@ -13,12 +13,12 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
-from rnnbench.config import OneLineParser, add_config_args, given_config
+from rnnbench.config import OneLineParser, add_config_args, given_config, shown
 from rnnbench.errors import ConfigError, DataError, ResultsError, StorageError
 from rnnbench.tasks import HOWS, Task, get_task
+from rnnbench.train.configs import check_local_device, local_gpus
 
 # Fusing members pays on a GPU, and on CPUs for the tasks whose registry entry says so (measured:
 # BENCHMARKS.md, "Trial groups"); elsewhere members run as separate trials side by side.
@@ -35,12 +35,6 @@ def experiment_name(text: str) -> str:
     if not text or text in (".", "..") or "/" in text or "\\" in text or text.startswith("."):
         raise argparse.ArgumentTypeError(f"{text!r} is not a folder name (no '/', not empty, not starting with '.')")
     return text
-
-
-def local_gpus() -> int:
-    """The NVIDIA GPUs of this machine, read from the driver's /proc entries (no torch import)."""
-    folder = Path("/proc/driver/nvidia/gpus")
-    return len(list(folder.iterdir())) if folder.is_dir() else 0
 
 
 def add_run_args(run: argparse._ArgumentGroup, default_name: str) -> None:
@@ -95,16 +89,35 @@ def keep_private_ray_on_loopback(args: argparse.Namespace) -> None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
+def preset_flags(preset: dict[str, Any]) -> str:
+    """A preset as the flags it stands for, e.g. `--lrs 0.03 0.3 --seeds 0 1 --epochs 2`."""
+    return " ".join(f"--{key.replace('_', '-')} {shown(value)}" for key, value in preset.items())
+
+
 def build_parser(task: Task, doc: str) -> OneLineParser:
-    parser = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=doc)
+    config_cls = task.load("config")
+    fields = {field.name: field for field in dataclasses.fields(config_cls)}
     axes = parser.add_argument_group("the grid (every combination runs)")
-    for flag, (_, kind) in task.axes.items():
-        axes.add_argument(f"--{flag}", nargs="+", type=kind, default=None, help=f"default: {' '.join(map(str, task.grid[flag]))}")
-    add_config_args(
-        parser.add_argument_group("every trial's settings"), task.load("config"), skip=tuple(f for f, _ in task.axes.values())
-    )
+    for flag, (name, kind) in task.axes.items():
+        meaning, choices = fields[name].metadata["help"], fields[name].metadata["choices"]
+        listed = f"; any of {', '.join(choices)}" if choices else ""
+        axes.add_argument(
+            f"--{flag}",
+            nargs="+",
+            type=kind,
+            choices=choices,
+            metavar=name.upper(),
+            default=None,
+            help=f"{meaning}{listed} (default: {shown(task.grid[flag])})",
+        )
+    add_config_args(parser.add_argument_group("every trial's settings"), config_cls, skip=tuple(f for f, _ in task.axes.values()))
     run = parser.add_argument_group("where and how it runs")
-    run.add_argument("--preset", choices=sorted(task.presets), help="; ".join(f"{k}: {v}" for k, v in task.presets.items()))
+    run.add_argument(
+        "--preset",
+        choices=sorted(task.presets),
+        help="a smaller grid, e.g. to try the setup; " + "; ".join(f"{k} is {preset_flags(v)}" for k, v in task.presets.items()),
+    )
     run.add_argument(
         "--how",
         choices=HOWS,
@@ -155,11 +168,12 @@ def guarded(run: Callable[[Task, argparse.Namespace], int], task: Task, args: ar
 def run(task: Task, args: argparse.Namespace) -> int:
     """Check everything, then run or resume the grid through the one sweep pipeline; the exit code."""
     # Ray and torch are imported here, not at the top, so --help and bad flags answer at once
-    from rnnbench.sweep.storage import check_storage, normalize_storage, read_spec
+    from rnnbench.sweep.storage import check_storage, normalize_storage, read_spec, refuse_file
 
     preset = task.presets.get(args.preset or "", {})
     name = args.name or f"{task.name}_grid" + (f"_{args.preset}" if args.preset else "")
     storage = normalize_storage(args.storage)
+    refuse_file(storage)
     path = f"{storage.rstrip('/')}/{name}"
     check_resources(args, getattr(args, "device", "auto"))
     config_cls = task.load("config")
@@ -188,6 +202,7 @@ def run(task: Task, args: argparse.Namespace) -> int:
     data = task.load("load_data")(base)  # before Ray starts: a data problem fails in seconds
     if spec is None and not args.dry_run:
         check_storage(storage)  # after the data, so a data problem leaves no folder behind
+    warn_one_seed(task, axes)
     if args.dry_run:
         return dry_run(task, base, data, axes, grouping, args)
     if spec is None:
@@ -259,8 +274,7 @@ def check_resources(args: argparse.Namespace, device: str = "auto") -> None:
             f"no node can hold one trial of {args.cpus_per_trial:g} CPUs and {args.gpus_per_trial or 0:g} GPUs (this machine "
             f"has {cpus} CPUs, {gpus} GPUs); lower --cpus-per-trial / --gpus-per-trial"
         )
-    if device.startswith("cuda") and not gpus:
-        raise ConfigError(f"--device {device}: this machine has no GPU; use --device auto or cpu")
+    check_local_device(device, gpus)
 
 
 def check_same_grid(task: Task, args: argparse.Namespace, preset: dict[str, Any], spec: dict[str, Any], path: str) -> None:
@@ -271,7 +285,7 @@ def check_same_grid(task: Task, args: argparse.Namespace, preset: dict[str, Any]
     given.update(given_config(task.load("config"), args))
     stored = {**spec["base"], **spec["axes"]}
     clashes = [
-        f"--{key.replace('_', '-')} {_shown(value)} (stored: {_shown(stored.get(key))})"
+        f"--{key.replace('_', '-')} {shown(value)} (stored: {shown(stored.get(key))})"
         for key, value in given.items()
         if json.loads(json.dumps(value)) != stored.get(key)
     ]
@@ -284,8 +298,20 @@ def check_same_grid(task: Task, args: argparse.Namespace, preset: dict[str, Any]
         )
 
 
-def _shown(value: Any) -> str:
-    return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+def check_values(base: Any, flag: str, field: str, values: Sequence[Any]) -> None:
+    """Each value of a list flag through the config's own checks, so a bad one fails before Ray
+    starts; the line names the flag and the value, since the config's message names only the field.
+    A value given twice (`--seeds 0 0`, or `--lrs 0.1 0.1000001`, both named lr0.1) would train one
+    member and count it twice: refused."""
+    names = [f"{v:g}" if isinstance(v, float) else str(v) for v in values]  # as in member names
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"--{flag} repeats {', '.join(repeated)}; give each value once")
+    for value, name in zip(values, names):
+        try:
+            dataclasses.replace(base, **{field: value})
+        except ConfigError as error:
+            raise ConfigError(f"--{flag} {name}: {error}") from None
 
 
 def check_grid(task: Task, base: Any, axes: dict[str, list]) -> None:
@@ -295,6 +321,18 @@ def check_grid(task: Task, base: Any, axes: dict[str, list]) -> None:
     for flag, (field, _) in task.axes.items():
         if not axes[flag]:
             raise ConfigError(f"--{flag} is empty; give at least one value")
-        for value in axes[flag]:
-            dataclasses.replace(base, **{field: value})
+        check_values(base, flag, field, axes[flag])
     grid_members(task, axes)
+
+
+def warn_one_seed(task: Task, axes: dict[str, list]) -> None:
+    """One seed gives no spread, so the summary can show no interval and run no test: often a user
+    who wrote `--seeds 3` for three seeds. Said once on stderr; the grid runs as asked."""
+    seeds = axes.get("seeds", ())
+    if len(seeds) == 1:
+        count = seeds[0] if 2 <= seeds[0] <= 20 else len(task.grid["seeds"])  # what the user may have meant
+        print(
+            f"warning: one seed ({seeds[0]}): no interval or test is possible; for seeds "
+            f"{', '.join(map(str, range(count)))} write --seeds {shown(list(range(count)))}",
+            file=sys.stderr,
+        )

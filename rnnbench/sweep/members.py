@@ -32,22 +32,13 @@ def setting_name(member: dict[str, Any]) -> str:
 
 
 def grid_members(task: Task, axes: dict[str, list]) -> list[dict[str, Any]]:
-    """Every combination of the axes' values, in grid order, each with its name. A value given
-    twice (`--seeds 0 0`) would train one member and count it twice: refused."""
-    for flag, values in axes.items():
-        repeated = sorted({str(v) for v in values if values.count(v) > 1})
-        if repeated:
-            raise ConfigError(f"--{flag} repeats {', '.join(repeated)}; give each value once")
+    """Every combination of the axes' values, in grid order, each with its name (a value given
+    twice, which would give two members one name, is refused before: rnnbench.sweep.cli.check_values)."""
     fields = [field for field, _ in task.axes.values()]
     members = []
     for values in itertools.product(*(axes[flag] for flag in task.axes)):
         member = dict(zip(fields, values))
         members.append({NAME: member_name(member, fields), **member})
-    names = [m[NAME] for m in members]
-    if len(set(names)) < len(names):  # e.g. lrs 0.1 and 0.10000001, both named lr0.1
-        raise ConfigError(
-            f"two members would share the name {next(n for n in names if names.count(n) > 1)}; give distinct values"
-        )
     return members
 
 

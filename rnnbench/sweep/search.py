@@ -17,9 +17,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rnnbench.config import OneLineParser, add_config_args, given_config
-from rnnbench.errors import ConfigError
-from rnnbench.sweep.cli import add_run_args, check_resources, guarded
+from rnnbench.config import OneLineParser, add_config_args, given_config, shown
+from rnnbench.errors import ConfigError, ResultsError
+from rnnbench.sweep.cli import add_run_args, check_resources, check_values, guarded
 from rnnbench.tasks import HOWS, TASKS, Task, get_task
 
 # The search's definition: stored in the spec file; on --resume a flag may only repeat it.
@@ -39,7 +39,7 @@ DEFAULTS = {
 
 
 def build_parser(task: Task, doc: str) -> OneLineParser:
-    parser = OneLineParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(description=doc)
     parser.add_argument(
         "--task",
         choices=sorted(TASKS),
@@ -47,28 +47,53 @@ def build_parser(task: Task, doc: str) -> OneLineParser:
         help="what a trial trains: " + "; ".join(f"{t.name}: {t.description}" for t in TASKS.values()),
     )
     space = parser.add_argument_group("the search (stored with the experiment; --resume keeps it)")
-    space.add_argument("--lr-range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="log-uniform (default: 0.001 3)")
-    space.add_argument("--batch-sizes", nargs="+", type=int, help="also choose the batch size from these (default: fixed)")
-    space.add_argument("--hidden-dims", nargs="+", type=int, help="also choose the hidden size from these (default: fixed)")
     space.add_argument(
-        "--num-seeds", type=int, help="S: seeds 0..S-1 per configuration, trained together in one trial (default: 3)"
+        "--lr-range",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help=f"draw the lr log-uniformly from LOW to HIGH (default: {shown(DEFAULTS['lr_range'])})",
+    )
+    space.add_argument(
+        "--batch-sizes", nargs="+", type=int, metavar="B", help="also choose the batch size from these (default: --batch-size)"
+    )
+    space.add_argument(
+        "--hidden-dims", nargs="+", type=int, metavar="H", help="also choose the hidden size from these (default: --hidden-dim)"
+    )
+    space.add_argument(
+        "--num-seeds",
+        type=int,
+        metavar="S",
+        help=f"seeds 0..S-1 per configuration, trained together in one trial (default: {DEFAULTS['num_seeds']})",
     )
     space.add_argument("--metric", help=f"objective (default: the task's, here {task.objective.metric})")
     space.add_argument(
         "--how", choices=HOWS, help=f"score = best or last epoch of the seed-mean curve (default: {task.objective.how})"
     )
-    space.add_argument("--sampler", choices=("tpe", "random"), help="default: tpe")
-    space.add_argument("--sampler-seed", type=int, help="default: 0")
     space.add_argument(
-        "--startup-trials", type=int, help="random configurations before TPE, and completed ones before pruning (default: 5)"
+        "--sampler",
+        choices=("tpe", "random"),
+        help=f"how Optuna picks the next configuration: TPE, learning from the finished ones, or at random "
+        f"(default: {DEFAULTS['sampler']})",
+    )
+    space.add_argument(
+        "--sampler-seed", type=int, help=f"seeds the sampler, so a search can be repeated (default: {DEFAULTS['sampler_seed']})"
+    )
+    space.add_argument(
+        "--startup-trials",
+        type=int,
+        help=f"random configurations before TPE, and completed ones before pruning (default: {DEFAULTS['startup_trials']})",
     )
     space.add_argument(
         "--pruner",
         choices=("median", "asha", "none"),
-        help="stop configurations whose seed-mean falls behind: Tune's median stopping rule or ASHA (default: median)",
+        help="stop configurations whose seed-mean falls behind: Tune's median stopping rule or ASHA "
+        f"(default: {DEFAULTS['pruner']})",
     )
-    space.add_argument("--budget", type=int, help="configurations to try (default: 20)")
-    space.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop the search after this long")
+    space.add_argument("--budget", type=int, help=f"configurations to try (default: {DEFAULTS['budget']})")
+    space.add_argument(
+        "--time-budget", type=float, metavar="SECONDS", help="stop the search after this long (default: when --budget is tried)"
+    )
     add_config_args(parser.add_argument_group(f"every trial's settings ({task.name})"), task.load("config"), skip=("lr", "seed"))
     run = parser.add_argument_group("where and how it runs")
     add_run_args(run, f"{task.name}_search")
@@ -112,13 +137,9 @@ def check(task: Task, spec: dict[str, Any]) -> None:
     if spec["startup_trials"] < 0:
         raise ConfigError(f"--startup-trials must be >= 0, got {spec['startup_trials']}")
     base = task.load("config")(**spec["base"])
-    for values in (
-        {"lr": low},
-        {"lr": high},
-        *({"batch_size": b} for b in spec["batch_sizes"] or ()),
-        *({"hidden_dim": h} for h in spec["hidden_dims"] or ()),
-    ):
-        dataclasses.replace(base, **values)  # a bad value fails here, not in a trial
+    check_values(base, "lr-range", "lr", [low, high])  # a bad value fails here, not in a trial
+    check_values(base, "batch-sizes", "batch_size", spec["batch_sizes"] or [])
+    check_values(base, "hidden-dims", "hidden_dim", spec["hidden_dims"] or [])
     reported = base.reported_metrics()
     if spec["metric"] not in reported:
         raise ConfigError(f"--metric {spec['metric']} is not reported by {task.name} trials; use one of {', '.join(reported)}")
@@ -126,8 +147,7 @@ def check(task: Task, spec: dict[str, Any]) -> None:
 
 def run(task: Task, args: argparse.Namespace) -> int:
     """Check everything, then run or resume the search through the one sweep pipeline; the exit code."""
-    from rnnbench.results.columns import higher_is_better
-    from rnnbench.sweep.storage import check_storage, local_folder, normalize_storage, read_spec
+    from rnnbench.sweep.storage import check_storage, local_folder, normalize_storage, read_spec, refuse_file
 
     check_resources(args, getattr(args, "device", "auto"))
     if args.time_budget is not None and not args.time_budget > 0:
@@ -135,6 +155,7 @@ def run(task: Task, args: argparse.Namespace) -> int:
     storage = normalize_storage(args.storage)
     if local_folder(storage) is None:
         raise ConfigError(f"a search keeps its Optuna study in a journal file: pass a local or mounted --storage, not {storage}")
+    refuse_file(storage)
     name = args.name or f"{task.name}_search"
     path = f"{storage.rstrip('/')}/{name}"
     stored = read_spec(path) if args.resume else None
@@ -161,6 +182,8 @@ def run(task: Task, args: argparse.Namespace) -> int:
     data = task.load("load_data")(base)
     if stored is None:
         check_storage(storage)  # after the data, so a data problem leaves no folder behind
+    from rnnbench.results.columns import higher_is_better  # pandas: after the checks, like Ray below
+
     mode = "max" if higher_is_better(spec["metric"]) else "min"
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule  # after the checks: Ray is slow to import
 
@@ -212,7 +235,10 @@ def load_grid(path: str, metric: str) -> Any:
     """The grid to compare with (a DataFrame), read before Ray starts so a wrong path fails at once."""
     from rnnbench import results
 
-    grid = results.load(path)
+    try:
+        grid = results.load(path)
+    except ResultsError as error:
+        raise ConfigError(f"--compare-grid: {error}") from None
     if metric not in grid.columns:
         raise ConfigError(f"--compare-grid {path} has no {metric} column to compare on")
     return grid

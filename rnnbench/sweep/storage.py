@@ -64,14 +64,23 @@ def normalize_storage(storage: str) -> str:
     return str(folder) if folder is not None and "://" not in storage else storage
 
 
+def refuse_file(storage: str) -> None:
+    """A local storage that is a file, or lies under one, can never hold an experiment: refused
+    first, writing nothing, before any data is loaded."""
+    folder = local_folder(storage)
+    existing = next((path for path in (folder, *folder.parents) if path.exists()), None) if folder else None
+    if existing is not None and not existing.is_dir():
+        where = "is a file" if existing == folder else f"lies under the file {existing}"
+        raise ConfigError(f"storage {folder} {where}, not a folder; pass a folder as --storage")
+
+
 def check_storage(storage: str) -> None:
     """Make sure the record can be written there before any trial starts."""
     folder = local_folder(storage)
     if folder is None:
         record.open_fs(storage)
         return
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError(f"storage {folder} is a file, not a folder; pass a folder as --storage")
+    refuse_file(storage)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
