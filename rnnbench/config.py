@@ -18,11 +18,12 @@ def help_formatter(prog: str) -> argparse.HelpFormatter:
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a bad flag is one line naming the problem and where to look, exit 2, and
-    `--help` is HELP_WIDTH columns wide."""
+    """argparse, but a bad flag is one line naming the problem and where to look, exit 2;
+    `--help` is HELP_WIDTH columns wide; and a flag is taken only when written in full, since a
+    grid's `--seed 3` would otherwise silently mean `--seeds 3`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **{"formatter_class": help_formatter, **kwargs})
+        super().__init__(*args, **{"formatter_class": help_formatter, "allow_abbrev": False, **kwargs})
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message}; see {self.prog} --help\n")

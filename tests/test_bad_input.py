@@ -87,6 +87,7 @@ CASES: list = [
     (imdb_grid, [*IMDB, "--lrs"], "argument --lrs: expected at least one argument"),
     (imdb_grid, [*IMDB, "--lrs", "0.1", "-0.5"], "--lrs -0.5: lr must be > 0"),
     (imdb_grid, [*IMDB, "--lrs", "0"], "--lrs 0: lr must be > 0"),
+    (imdb_grid, [*IMDB, "--seed", "3"], "unrecognized arguments: --seed 3"),  # not an abbreviation of --seeds
     (imdb_grid, [*IMDB, "--lrs", "-1"], "--lrs -1: lr must be > 0"),
     (imdb_grid, [*IMDB, "--lrs", "inf"], "--lrs inf: lr must be > 0 and finite"),
     (imdb_grid, [*IMDB, "--lrs", "1e400"], "--lrs inf: lr must be > 0 and finite"),
