@@ -84,6 +84,9 @@ def start_ray(address: str | None, cpus_per_trial: float = 1, gpus_per_trial: fl
     A trial asking for more than any node has would wait forever without a word: on a local Ray
     that is an error, on a cluster (whose autoscaler may still add such a node) a warning."""
     address = address or os.environ.get("RAY_ADDRESS")
+    # Ray renices its workers to 15, so on a machine shared with other jobs the trials got a few
+    # percent of a core (a 20 s smoke grid took 330 s beside two busy loops; BENCHMARKS.md)
+    os.environ.setdefault("RAY_worker_niceness", "0")
     on_term = signal.getsignal(signal.SIGTERM)  # ray.init replaces it: sys.exit while it runs, a stack dump after
     if address:
         check_reachable(address)
