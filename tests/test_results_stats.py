@@ -479,3 +479,61 @@ def test_tied_seeds_never_give_a_zero_width_interval_and_untied_ones_keep_t(smal
     lstm = plain[(plain["model"] == "lstm") & (plain["epoch"] == 2)].iloc[0]
     low, high = stats.t.interval(0.95, 2, loc=0.82, scale=stats.sem([0.80, 0.82, 0.84]))
     assert (lstm["ci_low"], lstm["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+
+
+def grammar_frame(values: dict[tuple[str, float], list[float]]) -> pd.DataFrame:
+    """One epoch per seed: {(dataset, lr): [synth_acc@t1 per seed]}."""
+    rows = [
+        {"trial": f"{d}{lr}_{s}", "status": "finished", "dataset": d, "lr": lr, "seed": s, "epoch": 1, "synth_acc@t1": v}
+        for (d, lr), seeds in values.items()
+        for s, v in enumerate(seeds)
+    ]
+    df = pd.DataFrame(rows)
+    df.attrs["task"] = "grammar"
+    return df
+
+
+def test_the_grammar_report_compares_its_best_two_lrs_within_each_grammar_and_heads_with_the_best():
+    from rnnbench.results import comparisons, headline
+
+    df = grammar_frame(
+        {
+            ("brackets", 0.3): [1.0] * 5,
+            ("brackets", 1.0): [0.9, 0.92, 0.95, 0.97, 0.93],
+            ("brackets", 0.1): [0.5] * 5,
+            ("ndfa", 0.3): [0.8, 0.82, 0.85, 0.81, 0.83],
+            ("ndfa", 1.0): [0.7, 0.72, 0.71, 0.74, 0.73],
+            ("ndfa", 0.1): [0.1, 0.2, 0.3, 0.2, 0.1],
+        }
+    )
+    found = comparisons(df)
+    assert [(d, c.a, c.b) for d, c in found] == [("brackets", "lr 0.3", "lr 1.0"), ("ndfa", "lr 0.3", "lr 1.0")]
+    assert not found[0][1].firm and "lr 0.3: all 5 seeds at 1.0, the t test does not apply" in found[0][1].sentence()
+    assert found[1][1].sentence().startswith("lr 0.3 (peak epoch 1) beats lr 1.0 (peak epoch 1) on synth_acc@t1 by 0.1")
+    lines = headline(df).splitlines()
+    assert lines[0] == "brackets: Best: lr 0.3 (peak epoch 1): synth_acc@t1 all 5 seeds at 1.0, 95% CI [0.478, 1.000]"
+    assert lines[1] == "  no firm lead over lr 1.0: P(X > Y) = 1.00, 95% CI 0.56 to 1.00; no t test on tied seeds"
+    assert lines[2].startswith("ndfa: Best: lr 0.3 (peak epoch 1): synth_acc@t1 0.822 ± 0.019, n = 5, 95% CI [0.798, 0.846]")
+    assert lines[3].startswith("  beats lr 1.0 with P(X > Y) = 1.00, 95% CI 0.56 to 1.00; Welch p < 0.001")
+    assert max(map(len, lines)) <= 100
+
+
+def test_iqm_and_median_across_tasks_with_a_stratified_bootstrap():
+    from rnnbench.results import across_tasks, iqm
+    from rnnbench.results.aggregates import stratified_bootstrap
+
+    assert iqm(np.array([0.0, 1.0, 2.0, 3.0, 100.0])) == pytest.approx(2.0)  # 1 cut each end: mean of 1, 2, 3
+    assert iqm(np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])) == pytest.approx(4.5)
+    assert iqm(np.array([3.0, 50.0, 2.0, 1.0, 0.0])) == pytest.approx(stats.trim_mean([3, 50, 2, 1, 0], 0.25))
+    brackets, ndfa = [1.0, 1.0, 1.0, 0.2], [0.5, 0.6, 0.7, 0.8, 0.9, 0.4]
+    df = grammar_frame({("brackets", 0.3): brackets, ("ndfa", 0.3): ndfa, ("brackets", 1.0): [0.1] * 4, ("ndfa", 1.0): [0.2] * 6})
+    table = across_tasks(df, n_boot=500)
+    assert table["lr"].tolist() == [0.3, 1.0]  # best first
+    row = table.iloc[0]
+    pooled = np.array(brackets + ndfa)
+    assert (row["n_tasks"], row["n_runs"]) == (2, 10)
+    assert row["iqm"] == pytest.approx(np.sort(pooled)[2:8].mean()) and row["median"] == pytest.approx(np.median(pooled))
+    assert row["iqm_low"] <= row["iqm"] <= row["iqm_high"] and row["median_low"] < row["median_high"]
+    assert "stratified percentile bootstrap (500 resamples" in table.attrs["caption"] and "n_runs runs" in table.attrs["caption"]
+    boot = stratified_bootstrap([np.zeros(4), np.ones(6)], 300, np.random.default_rng(0))
+    assert boot.shape == (300, 10) and (boot.sum(axis=1) == 6).all()  # every resample keeps 4 + 6 runs per task

@@ -174,13 +174,14 @@ def run(args: argparse.Namespace) -> tuple[str, list[Path]]:
             written.append(write_frame(df, path))
     shown, _ = with_results(df, metric, per)  # figures and runs of what has results; the report named the rest
     if args.plot and not shown.empty:
-        from rnnbench.results.plots import learning_curves, lr_grid, temperature_columns, temperature_curves
+        from rnnbench.results.plots import learning_curves, lr_grid, robust_figures, temperature_columns, temperature_curves
 
         written += learning_curves(shown, args.plot, metric=metric, per=per, how=how, ci=args.ci, seeds=args.seeds)
         if "lr" in shown.columns:
             written += lr_grid(shown, args.plot, metric=metric, per=per, how=how, ci=args.ci)
         if temperature_columns(shown):
             written += temperature_curves(shown, args.plot, per=per, ci=args.ci)
+        written += robust_figures(shown, args.plot, metric=metric, per=per, how=how, ci=args.ci)
     if args.tensorboard and not shown.empty:
         from rnnbench.results.tensorboard import export_tensorboard
 
