@@ -178,7 +178,8 @@ def probability_interval(prob: float, n_x: int, n_y: int, ci: float = 0.95) -> t
     P(1 - P) / min(n_x, n_y) whatever the two distributions (Birnbaum and Klose 1957).
 
     Why not the percentile bootstrap (rliable's): it covered 0.45 / 0.69 / 0.87 of the time at
-    3 / 5 / 10 seeds, and says "1.00 to 1.00" whenever every seed of one side beats the other.
+    3 / 5 / 10 seeds (an outside review's simulation; < 0.9 at 5 in tests/), and says "1.00 to 1.00"
+    whenever every seed of one side beats the other.
     Newcombe's score interval with the Hanley-McNeil variance dipped to 0.91-0.93 at 4-10 seeds
     when the sides differ in spread. This one covered >= 0.95 at 4 to 10 seeds a side (0.92 at 3)
     in the simulations of tests/test_results_stats.py, wide rather than wrong; NaN below
