@@ -312,7 +312,13 @@ def test_cli_prints_tables_and_comparisons_and_exits_2_on_bad_input(storage, tmp
     exports = [str(tmp_path / "rows.parquet"), str(tmp_path / "rows.csv"), str(tmp_path / "report.md")]
     assert main([path, "--format", "markdown", *(a for e in exports for a in ("--export", e))]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("exp (imdb): 8 members: 6 finished, 1 diverged, 1 errored, trained in 4 trials")
+    headline, title = out.split("\n\n")[:2]
+    assert headline.startswith("Best: lstm (lr 0.3, peak epoch 3): val_acc 0.800, n = 1 (no spread or CI from one seed)")
+    assert (
+        headline.splitlines()[1]
+        == "  no firm lead over elman (lr 0.1, peak epoch 3): P(X > Y) = 1.00, interval not reliable below n = 4"
+    )
+    assert title == "exp (imdb): 8 members: 6 finished, 1 diverged, 1 errored, trained in 4 trials"
     assert "| model | lr |" in out and "Comparisons (" in out
     assert len(pd.read_parquet(exports[0])) == len(pd.read_csv(exports[1])) == 21
     assert "Comparisons (" in Path(exports[2]).read_text()
@@ -346,7 +352,8 @@ def test_a_partial_experiment_is_reported_not_refused(tmp_path, capsys):
     (tmp_path / "part" / "members" / "lstm_lr0.1_seed0").mkdir()  # a folder, nothing written yet
     assert main([str(path), "--plot", str(tmp_path / "plots")]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("part (imdb): 12 members: 8 stopped, 3 finished, 1 diverged")
+    assert out.startswith("Best: elman (lr 0.1, peak epoch 3): val_acc 0.765 ± 0.007, n = 2, 95% CI [0.701, 0.829]\n\n")
+    assert out.split("\n\n")[1].startswith("part (imdb): 12 members: 8 stopped, 3 finished, 1 diverged")
     said = " ".join(out.split())  # the line is wrapped to 120 columns
     assert (
         "no val_acc yet for model gru, lstm (left out of the tables); 8 of 12 members have no epoch yet: gru_lr0.1_seed0," in said
@@ -355,7 +362,7 @@ def test_a_partial_experiment_is_reported_not_refused(tmp_path, capsys):
     assert "plots/curves_val_acc.png" in out  # the figures of what has results
     record.write_driver(FS, str(path), time.time())
     text = report(load(path))
-    assert text.startswith("part (imdb): 12 members: 8 pending, 3 finished, 1 diverged") and "Per cell:" in text
+    assert text.split("\n\n")[1].startswith("part (imdb): 12 members: 8 pending, 3 finished, 1 diverged") and "Per cell:" in text
     assert max(map(len, text.splitlines())) <= 120
     (path / record.DRIVER).unlink()
     for member in (path / "members").iterdir():  # every member diverged at its first epoch: no table at all

@@ -162,3 +162,54 @@ def test_temperature_panels_per_grammar_with_no_overlapping_text(grammar):
     ]
     assert not overlapping
     plt.close(fig)
+
+
+def test_imdb_accuracy_plots_draw_the_chance_line(imdb):
+    chance = imdb.assign(chance_acc=0.5 + 0.001 * imdb["epoch"])
+    for fig, ax in ((curves_figure(chance, "val_acc"), 0), (pair_figure(chance, "val_acc", "train_loss"), 1)):
+        (line,) = _gids(fig.axes[ax], "chance")
+        assert line.get_linestyle() == "--" and list(line.get_ydata()) == pytest.approx([0.501, 0.502, 0.503, 0.504])
+        assert "chance (majority class)" in _legend_texts(fig)
+        plt.close(fig)
+    fig = lr_figure(chance, "val_acc")
+    assert _gids(fig.axes[0], "chance") and "chance (majority class)" in [
+        t.get_text() for t in fig.axes[0].get_legend().get_texts()
+    ]
+    plt.close(fig)
+    fig = curves_figure(imdb, "val_acc")  # no chance_acc column: no line
+    assert not _gids(fig.axes[0], "chance")
+    plt.close(fig)
+
+
+def test_performance_profile_has_one_line_per_models_best_lr_with_a_band(imdb):
+    from rnnbench.results import profile_figure
+
+    fig = profile_figure(imdb, "val_acc")
+    (ax,) = fig.axes
+    lines = _gids(ax, "profile")
+    assert [line.get_label() for line in lines] == ["lstm (lr 1), n = 3 runs", "elman (lr 0.1), n = 3 runs"]
+    for line in lines:
+        y = np.asarray(line.get_ydata())
+        assert (np.diff(y) <= 0).all() and y[0] <= 1 and y[-1] == 0  # a share of runs, falling with τ
+    assert len(ax.collections) == 2 and "stratified bootstrap" in ax.get_title()
+    plt.close(fig)
+
+
+def test_probability_of_improvement_figure_marks_pairs_too_small_for_an_interval(imdb, grammar):
+    from rnnbench.results import improvement_figure
+
+    fig = improvement_figure(imdb, "val_acc")  # 3 seeds a side: a point, no interval
+    (ax,) = fig.axes
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["lstm (lr 1) vs elman (lr 0.1)"]
+    assert len(_gids(ax, "probability")) == 1 and not _gids(ax, "interval")
+    assert [t.get_text() for t in ax.texts] == ["interval not reliable (n = 3 < 4)"]
+    plt.close(fig)
+    four = pd.concat(
+        [imdb, imdb[imdb.seed == 0].assign(seed=3, trial=lambda d: d["trial"] + "x", val_acc=lambda d: d["val_acc"] + 0.005)]
+    )
+    fig = improvement_figure(four, "val_acc")
+    (interval,) = _gids(fig.axes[0], "interval")
+    low, high = interval.get_xdata()
+    (point,) = _gids(fig.axes[0], "probability")
+    assert 0 <= low < point.get_xdata()[0] <= high <= 1 and not fig.axes[0].texts
+    plt.close(fig)

@@ -7,6 +7,8 @@ the sweep trained it. Metric, compared column and epoch rule default to the task
     aggregate(df, by=("model", "lr", "epoch"))           # n, mean, std, CI, median, IQR ...
     best(df)                                             # Table 1: best lr per model, with uncertainty
     print(compare(df, "lstm", "elman").sentence())       # Welch p, CI, P(lstm > elman), settings named
+    print(headline(df))                                  # the best setting, and how sure vs the runner-up
+    across_tasks(df)                                     # IQM and median over tasks, stratified bootstrap
     print(render(summary_table(df)))                     # every cell at the task's epoch rule
     list_experiments("~/results")                        # what a storage folder holds
 """
@@ -14,7 +16,17 @@ the sweep trained it. Metric, compared column and epoch rule default to the task
 import importlib
 
 from rnnbench.errors import ResultsError
-from rnnbench.results.compare import Comparison, compare, compare_values, comparisons, probability_of_improvement, welch
+from rnnbench.results.aggregates import across_tasks, iqm, leaders, run_scores
+from rnnbench.results.compare import (
+    Comparison,
+    compare,
+    compare_values,
+    comparisons,
+    headline,
+    probability_interval,
+    probability_of_improvement,
+    welch,
+)
 from rnnbench.results.listing import list_experiments, render_listing
 from rnnbench.results.load import STATUSES, load, trial_overview
 from rnnbench.results.report import caption, display, markdown, render, write_frame
@@ -27,10 +39,13 @@ _LAZY = {
     **dict.fromkeys(
         (
             "curves_figure",
+            "improvement_figure",
             "learning_curves",
             "lr_figure",
             "lr_grid",
             "pair_figure",
+            "profile_figure",
+            "robust_figures",
             "temperature_curves",
             "temperature_figure",
         ),
@@ -50,6 +65,7 @@ __all__ = [
     "Comparison",
     "ResultsError",
     "STATUSES",
+    "across_tasks",
     "aggregate",
     "best",
     "bootstrap_interval",
@@ -62,6 +78,10 @@ __all__ = [
     "curves_figure",
     "display",
     "export_tensorboard",
+    "headline",
+    "improvement_figure",
+    "iqm",
+    "leaders",
     "learning_curves",
     "list_experiments",
     "load",
@@ -70,9 +90,13 @@ __all__ = [
     "markdown",
     "pair_figure",
     "per_trial",
+    "probability_interval",
     "probability_of_improvement",
+    "profile_figure",
     "render",
     "render_listing",
+    "robust_figures",
+    "run_scores",
     "summary_table",
     "t_interval",
     "temperature_curves",

@@ -24,7 +24,7 @@ from rnnbench.results.columns import (
     require_metrics,
     task_of,
 )
-from rnnbench.results.compare import MODEL_COLUMNS, STRATA, comparisons
+from rnnbench.results.compare import MIN_SEEDS_PROBABILITY, MIN_SEEDS_TEST, MODEL_COLUMNS, STRATA, comparisons, headline
 from rnnbench.results.listing import list_experiments, render_listing
 from rnnbench.results.load import load
 from rnnbench.results.report import FORMATS, render, wrap, write_frame
@@ -120,7 +120,8 @@ def report(
     ci: float = 0.95,
     fmt: str = "text",
 ) -> str:
-    """The printed report: member counts, what has no results yet, every cell at its chosen epoch,
+    """The printed report: a headline (the best setting and how sure we are it beats the
+    runner-up), member counts, what has no results yet, every cell at its chosen epoch,
     the best setting per `per` value, and the pairwise comparisons within each dataset, for
     whatever the experiment holds (finished, running or stopped). Metric, per and the epoch rule
     `how` default to the task's; the sweeps pass theirs. Text fits 120 columns."""
@@ -134,15 +135,25 @@ def report(
     sections = [_title(df)] + ([missing] if missing else [])
     if shown.empty:
         return "\n\n".join(sections)
-    sections += [
-        "Per cell:\n" + render(summary_table(shown, metric=metric, how=how, by=by, ci=ci, per=per), fmt),
-        f"Best setting per {per} (columns as above):\n"
-        + render(best(shown, metric=metric, per=per, how=how, by=by, ci=ci), fmt, captioned=False),
-    ]
+    top = headline(shown, metric=metric, per=per, how=how, ci=ci, by=by)
+    sections = (
+        ([top] if top else [])
+        + sections
+        + [
+            "Per cell:\n" + render(summary_table(shown, metric=metric, how=how, by=by, ci=ci, per=per), fmt),
+            f"Best setting per {per} (columns as above):\n"
+            + render(best(shown, metric=metric, per=per, how=how, by=by, ci=ci), fmt, captioned=False),
+        ]
+    )
     found = comparisons(shown, metric=metric, per=per, how=how, ci=ci, by=by)
     if found:
         lines = [wrap(f"{f'{dataset}: ' if dataset else ''}{c.sentence()}", indent="- ") for dataset, c in found]
-        sections.append(f"Comparisons (each side at its best setting, {rule} epoch; Welch's t-test):\n" + "\n".join(lines))
+        head = (
+            f"Comparisons (each side at its best setting, {rule} epoch; Welch's t-test, no winner named below "
+            f"{MIN_SEEDS_TEST} seeds a side or where a side's seeds all tie; P(X > Y) with a Wilson score interval "
+            f"at the smaller n, not reliable below {MIN_SEEDS_PROBABILITY} seeds a side):"
+        )
+        sections.append(wrap(head) + "\n" + "\n".join(lines))
     return "\n\n".join(sections)
 
 
@@ -165,13 +176,14 @@ def run(args: argparse.Namespace) -> tuple[str, list[Path]]:
             written.append(write_frame(df, path))
     shown, _ = with_results(df, metric, per)  # figures and runs of what has results; the report named the rest
     if args.plot and not shown.empty:
-        from rnnbench.results.plots import learning_curves, lr_grid, temperature_columns, temperature_curves
+        from rnnbench.results.plots import learning_curves, lr_grid, robust_figures, temperature_columns, temperature_curves
 
         written += learning_curves(shown, args.plot, metric=metric, per=per, how=how, ci=args.ci, seeds=args.seeds)
         if "lr" in shown.columns:
             written += lr_grid(shown, args.plot, metric=metric, per=per, how=how, ci=args.ci)
         if temperature_columns(shown):
             written += temperature_curves(shown, args.plot, per=per, ci=args.ci)
+        written += robust_figures(shown, args.plot, metric=metric, per=per, how=how, ci=args.ci)
     if args.tensorboard and not shown.empty:
         from rnnbench.results.tensorboard import export_tensorboard
 

@@ -18,6 +18,7 @@ error bars do not hide each other. Matplotlib runs on the Agg backend (headless)
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from pathlib import Path
@@ -33,17 +34,20 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from rnnbench import metrics as m  # noqa: E402
 from rnnbench.errors import ResultsError  # noqa: E402
+from rnnbench.results.aggregates import TASK, across_tasks, leaders, run_scores, setting_label, stratified_bootstrap  # noqa: E402
 from rnnbench.results.columns import (  # noqa: E402
     bounds,
     default_how,
     default_metric,
     default_per,
     epoch_rule,
+    higher_is_better,
     require_columns,
     require_metrics,
     unit,
 )
-from rnnbench.results.stats import aggregate, ci_method  # noqa: E402
+from rnnbench.results.compare import MIN_SEEDS_PROBABILITY, probability_of_improvement, wilson_interval  # noqa: E402
+from rnnbench.results.stats import CHANCE, aggregate, ci_method  # noqa: E402
 from rnnbench.results.table import best, cell_columns, cells_at_epoch, default_loss  # noqa: E402
 
 _TEMPERATURE = re.compile(r"^(synth|compl)_acc@t(.+)$")
@@ -149,6 +153,18 @@ def _cell_rows(df: pd.DataFrame, row: pd.Series, cells: list[str]) -> pd.DataFra
     return df[mask]
 
 
+def _chance(df: pd.DataFrame, metric: str) -> pd.Series:
+    """The eval split's majority-class share per epoch (IMDB's `chance_acc`), for a classifier's
+    accuracy axis; empty for any other metric or frame."""
+    if CHANCE not in df or not metric.endswith("_acc") or metric == CHANCE:
+        return pd.Series(dtype=float)
+    return df.groupby(m.EPOCH)[CHANCE].mean().dropna()
+
+
+def _chance_handle() -> Line2D:
+    return Line2D([], [], ls="--", color="0.35", lw=1.2, label="chance (majority class)")
+
+
 def _epoch_axis(ax: plt.Axes) -> None:
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -197,6 +213,10 @@ def curves_figure(
                     trial = trial.sort_values(m.EPOCH)
                     ax.plot(trial[m.EPOCH].astype(float), trial[metric], color=colors[key], lw=0.6, alpha=0.45, gid="seed")
                     values.append(trial[metric].to_numpy(float))
+        chance = _chance(df[df[per] == name], metric)
+        if not chance.empty:
+            ax.plot(chance.index.astype(float), chance, ls="--", color="0.35", lw=1.2, gid="chance")
+            values.append(chance.to_numpy(float))
         ax.set_title(f"{name}: {_panel_title(df[df[per] == name], inner)}", fontsize=10)
         _epoch_axis(ax)
         bands_per_ax.append(bands)
@@ -207,6 +227,8 @@ def curves_figure(
     handles = [Line2D([], [], color=colors[k], marker="o", ms=3, lw=1.6, label=_line_label(k, inner)) for k in keys]
     if clipped:
         handles.append(_clipped_handle())
+    if not _chance(df, metric).empty:
+        handles.append(_chance_handle())
     _legend(fig, handles, inner[0] if len(inner) == 1 else None)
     fig.suptitle(
         f"{metric} per epoch: seed mean, {ci:.0%} CI band ({ci_method(metric)})" + (", thin lines = seeds" if seeds else ""),
@@ -270,6 +292,11 @@ def pair_figure(
                         else f"{row[per]} ({_n_label(agg['n'])})",
                     )
                 )
+        chance = _chance(df, name)
+        if not chance.empty:
+            ax.plot(chance.index.astype(float), chance, ls="--", color="0.35", lw=1.2, gid="chance")
+            values.append(chance.to_numpy(float))
+            handles.append(_chance_handle())
         ax.set_ylabel(_axis_label(name))
         ax.set_title(name, fontsize=10)
         _epoch_axis(ax)
@@ -353,8 +380,14 @@ def lr_figure(
     ax.set_xlabel(f"learning rate (log scale; each {per} shifted slightly apart)")
     ax.set_ylabel(_axis_label(metric))
     ax.grid(alpha=0.3, which="both")
+    chance = _chance(df, metric)
+    if not chance.empty:
+        ax.axhline(chance.mean(), ls="--", color="0.35", lw=1.2, gid="chance")
+        values.append(chance.to_numpy(float))
     _fit_y([ax], values, metric)
     handles, _ = ax.get_legend_handles_labels()
+    if not chance.empty:
+        handles.append(_chance_handle())
     if _mark_clipped(ax, bands):
         handles.append(_clipped_handle())
     ax.legend(handles=handles, title=per, fontsize=9, loc="best")
@@ -464,3 +497,120 @@ def temperature_curves(
 ) -> list[Path]:
     """Writes temperature_accuracy (`temperature_figure`); returns the files."""
     return _save(temperature_figure(df, per, how, ci), out_dir, "temperature_accuracy")
+
+
+def _leader_runs(df: pd.DataFrame, metric: str, per: str | None, how: str, task: str) -> tuple[list[str], list[list[np.ndarray]]]:
+    """Each leading setting's label and its runs per task (see aggregates.leaders)."""
+    scores, keys = run_scores(df, metric, per, how, task)
+    chosen = leaders(across_tasks(df, metric, per, how, task, n_boot=200))
+    labels, runs = [], []
+    for _, row in chosen.iterrows():
+        part = scores[np.logical_and.reduce([scores[c] == row[c] for c in keys])]
+        labels.append(setting_label(row, keys))
+        runs.append(
+            [g[metric].to_numpy(float) for _, g in part.groupby(task)] if task in part else [part[metric].to_numpy(float)]
+        )
+    return labels, runs
+
+
+def profile_figure(
+    df: pd.DataFrame,
+    metric: str | None = None,
+    per: str | None = None,
+    how: str | None = None,
+    task: str = TASK,
+    ci: float = 0.95,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> plt.Figure:
+    """Performance profile (rliable): the share of runs (seeds × tasks) scoring above τ against τ,
+    one line per leading setting (each model's best lr, or each lr), with a stratified-bootstrap
+    band; a line that stays above another at every τ beats it on every threshold."""
+    metric = metric or default_metric(df)
+    how = how or default_how(df)
+    labels, runs = _leader_runs(df, metric, per, how, task)
+    every = np.concatenate([np.concatenate(r) for r in runs])
+    taus = np.linspace(every.min(), every.max(), 201)
+    rng = np.random.default_rng(seed)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), layout="constrained")
+    for i, (label, tasks) in enumerate(zip(labels, runs)):
+        pooled = np.concatenate(tasks)
+        boot = stratified_bootstrap(tasks, n_boot, rng)
+        share = (pooled[:, None] > taus).mean(axis=0)
+        low, high = np.quantile((boot[:, :, None] > taus).mean(axis=1), [(1 - ci) / 2, (1 + ci) / 2], axis=0)
+        ax.plot(taus, share, color=f"C{i}", lw=1.6, gid="profile", label=f"{label}, n = {len(pooled)} runs")
+        ax.fill_between(taus, low, high, color=f"C{i}", alpha=0.15, lw=0)
+    ax.set_xlabel(f"τ: {_axis_label(metric)}")
+    ax.set_ylabel("share of runs scoring > τ")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="best")
+    ax.set_title(
+        f"Performance profile of {metric} ({epoch_rule(how, metric)} epoch): {ci:.0%} band by stratified bootstrap",
+        fontsize=10,
+    )
+    return fig
+
+
+def improvement_figure(
+    df: pd.DataFrame,
+    metric: str | None = None,
+    per: str | None = None,
+    how: str | None = None,
+    task: str = TASK,
+    ci: float = 0.95,
+) -> plt.Figure:
+    """P(X > Y) for every pair of leading settings (X the one with the higher IQM), averaged over
+    tasks, with its Wilson score interval at (tasks × the smaller n) draws, which bounds the
+    variance of the average as it does one task's (compare.probability_interval). A pair with
+    fewer than MIN_SEEDS_PROBABILITY seeds a side in some task gets its point and "interval not
+    reliable" instead of an interval."""
+    metric = metric or default_metric(df)
+    how = how or default_how(df)
+    labels, runs = _leader_runs(df, metric, per, how, task)
+    if len(labels) < 2:
+        raise ResultsError(f"one setting only ({', '.join(labels)}): no pair to compare")
+    sign = 1 if higher_is_better(metric) else -1
+    pairs = list(itertools.combinations(range(len(labels)), 2))
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(pairs) + 1.6), layout="constrained")
+    for row, (i, j) in enumerate(reversed(pairs)):
+        prob = float(np.mean([probability_of_improvement(sign * x, sign * y) for x, y in zip(runs[i], runs[j])]))
+        n = min(min(len(x), len(y)) for x, y in zip(runs[i], runs[j]))
+        ax.plot(prob, row, "o", color="C0", gid="probability")
+        if n >= MIN_SEEDS_PROBABILITY:
+            low, high = wilson_interval(prob, n * len(runs[i]), ci)
+            ax.plot([low, high], [row, row], color="C0", lw=2.5, solid_capstyle="butt", gid="interval")
+        else:
+            ax.annotate(
+                f"interval not reliable (n = {n} < {MIN_SEEDS_PROBABILITY})",
+                (prob, row),
+                xytext=(6, 5),
+                textcoords="offset points",
+                fontsize=8,
+            )
+    ax.axvline(0.5, color="0.4", ls="--", lw=1)
+    ax.set_yticks(range(len(pairs)), [f"{labels[i]} vs {labels[j]}" for i, j in reversed(pairs)], fontsize=9)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(-0.6, len(pairs) - 0.4)
+    ax.set_xlabel(f"P(X > Y): chance that a run of X beats a run of Y on {metric}" + ("" if sign > 0 else " (lower is better)"))
+    ax.grid(alpha=0.3, axis="x")
+    ax.set_title(f"Probability of improvement, {ci:.0%} Wilson score interval at the smaller n", fontsize=10)
+    return fig
+
+
+def robust_figures(
+    df: pd.DataFrame,
+    out_dir: str | os.PathLike,
+    metric: str | None = None,
+    per: str | None = None,
+    how: str | None = None,
+    task: str = TASK,
+    ci: float = 0.95,
+) -> list[Path]:
+    """Writes profile_<metric> (`profile_figure`) and, with two or more settings,
+    improvement_<metric> (`improvement_figure`); returns the files."""
+    metric = metric or default_metric(df)
+    paths = _save(profile_figure(df, metric, per, how, task, ci), out_dir, f"profile_{metric}")
+    if len(_leader_runs(df, metric, per, how or default_how(df), task)[0]) > 1:
+        paths += _save(improvement_figure(df, metric, per, how, task, ci), out_dir, f"improvement_{metric}")
+    return paths

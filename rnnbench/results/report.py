@@ -45,7 +45,7 @@ def _is_fraction(metric: str) -> bool:
     return bounds(metric) == (0.0, 1.0)
 
 
-def _number(x: object, fraction: bool = False) -> str:
+def number(x: object, fraction: bool = False) -> str:
     """3 decimals for fractions (seeds rarely agree closer than that), else 4 significant digits."""
     if x is None or x is pd.NA:
         return ""
@@ -76,14 +76,24 @@ def caption(table: pd.DataFrame) -> str:
         listed = ", ".join(stats[:-1]) + " and " + stats[-1] if len(stats) > 1 else stats[0]
         what = f"{what}, {listed} over seeds" if what else f"{listed} over seeds"
     counts = [f"{short} = {meaning}" for col, (short, meaning) in _COUNTS.items() if col in table.columns]
+    if _all_tied(table).any():
+        counts.append("all n seeds at v = every seed scored exactly v: no spread seen, so no ± (its CI is widened at ties)")
     return "; ".join([p for p in (what, *counts) if p]) + "." if what or counts else ""
+
+
+def _all_tied(table: pd.DataFrame, prefix: str = "") -> pd.Series:
+    """Rows whose 2 or more seeds all scored one value (sd 0): shown as such, never as "v ± 0"."""
+    if f"{prefix}std" not in table or "n" not in table:
+        return pd.Series(False, index=table.index)
+    return table[f"{prefix}std"].eq(0) & table["n"].ge(2)
 
 
 def display(table: pd.DataFrame) -> pd.DataFrame:
     """Strings for people: `mean ± sd` and `[low, high]` per statistic family (``mean``,
     ``final_mean`` ...), median and IQR, short count headers; the caption says what they are.
 
-    A CI over fewer than two seeds reads "undefined (n<2)", never a zero-width interval.
+    A CI over fewer than two seeds reads "undefined (n<2)", never a zero-width interval; seeds
+    that all tie read "all 5 seeds at 1.000" instead of "1.000 ± 0.000", which looks like certainty.
     """
     metric = table.attrs.get("metric", "")
     fraction = _is_fraction(metric)
@@ -99,38 +109,40 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
         if prefix is not None and f"{prefix}std" in table:
             label = prefix.replace("_", " ")
             mean, std = table[col], table[f"{prefix}std"]
+            n = table["n"] if "n" in table else pd.Series(2, index=table.index)
             out[f"{label}mean ± sd"] = [
                 "undefined"
                 if not np.isfinite(a)
-                else f"{_number(a, fraction)} ± {_number(b, fraction) if np.isfinite(b) else 'n/a'}"
-                for a, b in zip(mean, std)
+                else f"all {k} seeds at {number(a, fraction)}"
+                if tied
+                else f"{number(a, fraction)} ± {number(b, fraction) if np.isfinite(b) else 'n/a'}"
+                for a, b, k, tied in zip(mean, std, n, _all_tied(table, prefix))
             ]
             skip.add(f"{prefix}std")
             if f"{prefix}ci_low" in table:
                 low, high = table[f"{prefix}ci_low"], table[f"{prefix}ci_high"]
-                n = table["n"] if "n" in table else pd.Series(2, index=table.index)
                 out[f"{label}{level} CI"] = [
-                    f"[{_number(a, fraction)}, {_number(b, fraction)}]"
+                    f"[{number(a, fraction)}, {number(b, fraction)}]"
                     if np.isfinite(a) and np.isfinite(b)
                     else ("undefined (n<2)" if k < 2 else "undefined")
                     for a, b, k in zip(low, high, n)
                 ]
                 skip.update({f"{prefix}ci_low", f"{prefix}ci_high"})
         elif col in ("median", "iqr", "min", "max"):
-            out["IQR" if col == "iqr" else col] = table[col].map(lambda x: _number(x, fraction))
+            out["IQR" if col == "iqr" else col] = table[col].map(lambda x: number(x, fraction))
         elif col in _COUNTS:
-            out[_COUNTS[col][0]] = table[col].map(_number)
+            out[_COUNTS[col][0]] = table[col].map(number)
         elif col.startswith("final_"):
             name = col[len("final_") :]
-            out[f"final {name}"] = table[col].map(lambda x, name=name: _number(x, _is_fraction(name)))
+            out[f"final {name}"] = table[col].map(lambda x, name=name: number(x, _is_fraction(name)))
         else:
-            out[col] = table[col].map(_number)
+            out[col] = table[col].map(number)
     return out
 
 
 def markdown(frame: pd.DataFrame) -> str:
     """A GitHub-flavoured Markdown table of the frame's values as they print."""
-    cells = frame.astype(object).map(lambda x: _number(x).replace("|", "\\|"))
+    cells = frame.astype(object).map(lambda x: number(x).replace("|", "\\|"))
     header = [str(c).replace("|", "\\|") for c in frame.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in cells.itertuples(index=False)]

@@ -218,6 +218,8 @@ def aggregate(
                 "max": g.max(),
             }
         )
+        tied = part["n"].ge(2) & part["min"].eq(part["max"])
+        part.loc[tied, ["std", "var"]] = 0.0  # exactly, where rounding in the mean leaves a residue
         part["sem"] = part["std"] / np.sqrt(part["n"])
         part["iqr"] = part["q75"] - part["q25"]
         if bootstrap:
@@ -227,7 +229,7 @@ def aggregate(
         else:
             part["ci_low"], part["ci_high"] = bounded_t_interval(part["mean"], part["std"], part["n"], ci, metric)
             at_bound = data[metric].isin(bounds(metric)).groupby(keys).any()
-            ties = (at_bound | (part["n"].ge(2) & part["min"].eq(part["max"]))).to_numpy()
+            ties = (at_bound | tied).to_numpy()
             if ties.any():
                 widened = [tied_interval(v.to_numpy(dtype=float), ci, metric) for (_, v), tie in zip(g, ties) if tie]
                 part.loc[ties, ["ci_low", "ci_high"]] = widened
