@@ -1,7 +1,7 @@
 """`--dry-run`: what a grid would run, on what, for how long and how much disk, before anything
 starts. The time comes from a probe: one epoch of one trial's members per compared value (model or
 grammar), fused as the sweep would fuse them, on a slice of the data, its training part scaled to
-the full data; measured in CPU time and turned into wall time by this machine's load average."""
+the full data; measured in CPU time and turned into wall time by the share of a core the probe got."""
 
 from __future__ import annotations
 
@@ -47,13 +47,13 @@ def plan(
     ]
     field, probe_size = task.probe
     torch.set_num_threads(max(1, int(cpus_per_trial)))  # as a trial's
-    others = os.getloadavg()[0]  # runnable processes besides ours, before the probe adds one
-    cpu_s, disk = 0.0, 0
+    cpu_s, disk, shares = 0.0, 0, []
     for value in dict.fromkeys(member[task.per] for member in members):
         group = next(g for g in groups if any(m[task.per] == value for m in g))
         configs = [dataclasses.replace(base, **{k: v for k, v in m.items() if k not in (NAME, RESTORE_FROM)}) for m in group]
         full = getattr(configs[0], field) or len(data.train)
-        member_s = _probe(task, configs, data, field, full, probe_size) / len(group)
+        group_s, share = _probe(task, configs, data, field, full, probe_size)
+        member_s, shares = group_s / len(group), [*shares, share]
         count = sum(m[task.per] == value for m in members)
         cpu_s += member_s * count * base.epochs
         with tempfile.TemporaryDirectory() as folder:  # the full-data model: its vocabulary sets the size
@@ -61,11 +61,15 @@ def plan(
             disk += save_checkpoint(state, Path(folder) / "probe.pt").stat().st_size * count
         how = f"in a fused group of {len(group)}" if task.fused and len(group) > 1 else "alone"
         lines.append(f"probe: {value}: ~{member_s:.3g} CPU s per member-epoch {how}, with {field} {full}")
-    cores = os.cpu_count() or 1
-    share = min(1.0, cores / max(cores, parallel + others))  # of a core, per trial, at this load
+    # the probe got `probe_share` of a core beside the machine's other work; that work is `others`
+    # busy processes (at most cores - 1 when the probe got a whole core), and each trial will get
+    # `share` of a core beside it and the sweep's other trials
+    cores, probe_share = os.cpu_count() or 1, min(1.0, sum(shares) / len(shares))
+    others = cores / probe_share - 1 if probe_share < 0.95 else 0.0
+    share = min(1.0, cores / (parallel + others))
     lines += [
-        f"estimate: ~{_duration((STARTUP_S + cpu_s / parallel) / share)} of wall time at this machine's load now (load average "
-        f"{others:.1f} on {cores} CPUs),",
+        f"estimate: ~{_duration((STARTUP_S + cpu_s / parallel) / share)} of wall time at this machine's load now (the probe "
+        f"got {probe_share:.0%} of a core),",
         f"  ~{_duration(STARTUP_S + cpu_s / parallel)} idle: {_duration(cpu_s)} of CPU time over {parallel} parallel "
         f"trials and ~{STARTUP_S} s to start Ray and its workers and to report",
     ]
@@ -77,19 +81,19 @@ def plan(
     return "\n".join(lines)
 
 
-def _probe(task: Task, configs: list[Any], data: Any, field: str, full: int, size: int) -> float:
+def _probe(task: Task, configs: list[Any], data: Any, field: str, full: int, size: int) -> tuple[float, float]:
     """CPU seconds of one full-size epoch of the group `configs`, from one epoch with `field` cut
     to `size`: the training part (up to the epoch's last batch) scales with the data, the rest
-    (evaluation, sampling) is taken as measured. CPU time, not wall time: it does not swing with
-    what else the machine runs."""
+    (evaluation, sampling) is taken as measured; and the share of a core the probe got. CPU time,
+    not wall time, so that the estimate does not swing with what else the machine runs."""
     probes = [dataclasses.replace(config, epochs=1, **{field: min(full, size)}) for config in configs]
     group = make_group(task, probes, data if full <= size else None)
     trained: list[float] = []
     group.on_batch = lambda done, total: trained.append(time.process_time()) if done == total else None
-    started = time.process_time()
+    started, wall = time.process_time(), time.perf_counter()
     next(iter(group.epochs()))
     train_s, rest_s = trained[-1] - started, time.process_time() - trained[-1]
-    return train_s * full / getattr(probes[0], field) + rest_s
+    return train_s * full / getattr(probes[0], field) + rest_s, (train_s + rest_s) / (time.perf_counter() - wall)
 
 
 def _duration(seconds: float) -> str:
