@@ -134,7 +134,7 @@ def test_cli_prints_one_line_per_epoch_and_one_line_errors(tiny_imdb, tmp_path):
     assert more.returncode == 0, more.stderr
     assert [line.split()[0] for line in more.stdout.splitlines() if line.split()[:1] and line.split()[0].isdigit()] == ["3"]
     for args, expected in [
-        (["--model", "transformer"], "unknown model"),
+        (["--model", "transformer"], "invalid choice: 'transformer'"),
         (["--lr", "0"], "lr must be > 0"),
         (["--data", str(tmp_path)], "not an aclImdb"),
     ]:
