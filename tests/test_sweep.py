@@ -312,6 +312,33 @@ def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(stop, code, tmp_p
     assert all(sorted(epochs) == [1, 2, 3] for _, epochs in df.groupby("trial")["epoch"]) and len(df) == 9
 
 
+@pytest.mark.slow  # a Ray start and a sweep on a real Ray
+@pytest.mark.parametrize("stop, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
+def test_a_signal_while_ray_starts_ends_with_the_resume_command(stop, code, tmp_path):
+    """Ctrl-C or a process-group SIGTERM as soon as the storage is checked, that is while Ray
+    starts (or just before or after: the answer must be the same at every moment): 130 / 143, the
+    command that continues as the last line, no traceback; that command then runs the grid."""
+    storage = tmp_path / "s"
+    args = ["--datasets", "brackets", "--lrs", "1.0", "--seeds", "0", "--epochs", "1", "--n", "500", "--num-samples", "5"]
+    driver = subprocess.Popen(
+        [sys.executable, str(ROOT / "sweeps" / "grammar_grid.py"), *args, "--storage", str(storage), "--name", "r"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not storage.exists() and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the storage is checked, the step before Ray's start
+    os.killpg(driver.pid, stop)
+    out, err = driver.communicate(timeout=240)
+    assert driver.returncode == code, err[-3000:]
+    assert "--resume" in err.splitlines()[-1] and "Traceback" not in err
+    assert sweep("grammar_grid.py", *args, "--storage", str(storage), "--name", "r", "--resume").returncode == 0
+    assert len(results.load(storage / "r")) == 1
+
+
 def test_a_repeated_seed_is_refused_before_ray(tmp_path):
     done = sweep("grammar_grid.py", "--seeds", "0", "0", "--storage", str(tmp_path), "--name", "r", timeout=120)
     assert done.returncode == 2 and "error: --seeds repeats 0; give each value once" in done.stderr, done.stderr[-2000:]
