@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -258,6 +259,25 @@ def test_errored_trials_end_the_sweep_non_zero_with_the_resume_command(tmp_path)
     assert again.returncode == 1 and "1 of 1 members errored" in again.stderr  # retried, and failing again
 
 
+def signal_when(stop: int, ready: Callable[[], bool], *args: str) -> tuple[int, str]:
+    """Start a grammar grid in its own session, send `stop` to the whole group (as a terminal or a
+    batch scheduler does) as soon as `ready()` holds, and return its exit code and stderr."""
+    driver = subprocess.Popen(
+        [sys.executable, str(ROOT / "sweeps" / "grammar_grid.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while not ready() and driver.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.killpg(driver.pid, stop)
+    _, err = driver.communicate(timeout=240)
+    return driver.returncode, err
+
+
 @pytest.mark.slow  # two sweeps on a real Ray each
 @pytest.mark.parametrize("stop, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(stop, code, tmp_path):
@@ -286,20 +306,8 @@ def test_ctrl_c_ends_the_sweep_with_130_and_says_how_to_resume(stop, code, tmp_p
         "--name",
         "c",
     ]
-    driver = subprocess.Popen(
-        [sys.executable, str(ROOT / "sweeps" / "grammar_grid.py"), *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 240
-    while not list((tmp_path / "c").glob("members/*/rows.jsonl")) and driver.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)  # until the first epoch is recorded
-    os.killpg(driver.pid, stop)
-    out, err = driver.communicate(timeout=240)
-    assert driver.returncode == code, err[-3000:]
+    returncode, err = signal_when(stop, lambda: bool(list((tmp_path / "c").glob("members/*/rows.jsonl"))), *args)
+    assert returncode == code, err[-3000:]
     said = "interrupted:" if stop == signal.SIGINT else "terminated:"
     assert said in err and "--resume" in err.splitlines()[-1]
     assert not (tmp_path / "c" / "driver.json").exists()
@@ -320,20 +328,8 @@ def test_a_signal_while_ray_starts_ends_with_the_resume_command(stop, code, tmp_
     command that continues as the last line, no traceback; that command then runs the grid."""
     storage = tmp_path / "s"
     args = ["--datasets", "brackets", "--lrs", "1.0", "--seeds", "0", "--epochs", "1", "--n", "500", "--num-samples", "5"]
-    driver = subprocess.Popen(
-        [sys.executable, str(ROOT / "sweeps" / "grammar_grid.py"), *args, "--storage", str(storage), "--name", "r"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 120
-    while not storage.exists() and driver.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)  # until the storage is checked, the step before Ray's start
-    os.killpg(driver.pid, stop)
-    out, err = driver.communicate(timeout=240)
-    assert driver.returncode == code, err[-3000:]
+    returncode, err = signal_when(stop, storage.exists, *args, "--storage", str(storage), "--name", "r")
+    assert returncode == code, err[-3000:]
     assert "--resume" in err.splitlines()[-1] and "Traceback" not in err
     assert sweep("grammar_grid.py", *args, "--storage", str(storage), "--name", "r", "--resume").returncode == 0
     assert len(results.load(storage / "r")) == 1

@@ -59,6 +59,11 @@ def run_scores(
     return rows[[*keys, *([task] if task in rows else []), metric]].reset_index(drop=True), keys
 
 
+def task_runs(part: pd.DataFrame, metric: str, task: str) -> list[np.ndarray]:
+    """One setting's run scores, an array per task (one array when there is no task column)."""
+    return [g[metric].to_numpy(float) for _, g in part.groupby(task)] if task in part else [part[metric].to_numpy(float)]
+
+
 def stratified_bootstrap(tasks: list[np.ndarray], n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """`n_boot` resamples of all runs, (n_boot, runs): each task's seeds resampled on their own."""
     return np.concatenate([runs[rng.integers(0, len(runs), (n_boot, len(runs)))] for runs in tasks], axis=1)
@@ -87,7 +92,7 @@ def across_tasks(
     tail = (1 - ci) / 2
     rows = []
     for key, part in scores.groupby(keys, sort=True):
-        tasks = [g[metric].to_numpy(float) for _, g in part.groupby(task)] if task in part else [part[metric].to_numpy(float)]
+        tasks = task_runs(part, metric, task)
         runs = np.concatenate(tasks)
         boot = stratified_bootstrap(tasks, n_boot, rng)
         iqm_low, iqm_high = np.quantile(iqm(boot), [tail, 1 - tail])

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -295,6 +295,19 @@ def compared_column(part: pd.DataFrame, per: str, stratum: str | None) -> tuple[
     return (setting, False) if setting else None
 
 
+def strata(
+    df: pd.DataFrame, per: str, by: Sequence[str] | None
+) -> Iterator[tuple[str, pd.DataFrame, str, bool, list[str] | None]]:
+    """Each dataset's part of the frame (the whole frame, named "", without a dataset column) with
+    the column compared within it, whether every pair of its values is compared (else the best
+    two), and `by` less the dataset column; datasets with nothing to compare are left out."""
+    stratum = next((s for s in STRATA if s in df.columns), None)
+    for name, part in df.groupby(stratum, sort=True) if stratum else [("", df)]:
+        found = compared_column(part, per, stratum)
+        if found is not None:
+            yield str(name), part, *found, None if by is None else [c for c in by if c != stratum]
+
+
 def ranked(part: pd.DataFrame, metric: str, column: str, how: str, ci: float, by: Sequence[str] | None) -> list[str]:
     """The values of `column`, best first by the seed mean of each one's best cell."""
     table = best(part, metric=metric, per=column, how=how, ci=ci, by=by)
@@ -316,16 +329,9 @@ def comparisons(
     each dataset are compared instead if several vary, else its best two settings (lrs), labelled
     "lr 0.3" (`compared_column`)."""
     metric = metric or default_metric(df)
-    per = per or default_per(df)
     how = how or default_how(df)
-    stratum = next((s for s in STRATA if s in df.columns), None)
     out = []
-    for name, part in df.groupby(stratum, sort=True) if stratum else [("", df)]:
-        found = compared_column(part, per, stratum)
-        if found is None:
-            continue
-        compared, every_pair = found
-        keep_by = None if by is None else [c for c in by if c != stratum]
+    for name, part, compared, every_pair, keep_by in strata(df, per or default_per(df), by):
         values = (
             sorted(part[compared].dropna().astype(str).unique())
             if every_pair
@@ -335,7 +341,7 @@ def comparisons(
             result = compare(part, x, y, metric=metric, per=compared, how=how, ci=ci, by=keep_by)
             if not every_pair:
                 result = dataclasses.replace(result, a=f"{compared} {x}", b=f"{compared} {y}")
-            out.append((str(name), result))
+            out.append((name, result))
     return out
 
 
@@ -355,16 +361,9 @@ def headline(
           beats elman (lr 0.03, peak epoch 9) with P(X > Y) = 0.92, 95% CI 0.62 to 1.00; Welch p = 0.003
     """
     metric = metric or default_metric(df)
-    per = per or default_per(df)
     how = how or default_how(df)
-    stratum = next((s for s in STRATA if s in df.columns), None)
     lines = []
-    for name, part in df.groupby(stratum, sort=True) if stratum else [("", df)]:
-        found = compared_column(part, per, stratum)
-        if found is None:
-            continue
-        column, every_pair = found
-        keep_by = None if by is None else [c for c in by if c != stratum]
+    for name, part, column, every_pair, keep_by in strata(df, per or default_per(df), by):
         table = best(part, metric=metric, per=column, how=how, ci=ci, by=keep_by)
         order = ranked(part, metric, column, how, ci, keep_by)
         row = table[table[column].astype(str) == order[0]].iloc[0]

@@ -34,7 +34,15 @@ from matplotlib.lines import Line2D  # noqa: E402
 
 from rnnbench import metrics as m  # noqa: E402
 from rnnbench.errors import ResultsError  # noqa: E402
-from rnnbench.results.aggregates import TASK, across_tasks, leaders, run_scores, setting_label, stratified_bootstrap  # noqa: E402
+from rnnbench.results.aggregates import (  # noqa: E402
+    TASK,
+    across_tasks,
+    leaders,
+    run_scores,
+    setting_label,
+    stratified_bootstrap,
+    task_runs,
+)
 from rnnbench.results.columns import (  # noqa: E402
     bounds,
     default_how,
@@ -507,9 +515,7 @@ def _leader_runs(df: pd.DataFrame, metric: str, per: str | None, how: str, task:
     for _, row in chosen.iterrows():
         part = scores[np.logical_and.reduce([scores[c] == row[c] for c in keys])]
         labels.append(setting_label(row, keys))
-        runs.append(
-            [g[metric].to_numpy(float) for _, g in part.groupby(task)] if task in part else [part[metric].to_numpy(float)]
-        )
+        runs.append(task_runs(part, metric, task))
     return labels, runs
 
 
