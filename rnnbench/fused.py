@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from rnnbench.data.batching import PAD
 from rnnbench.errors import ConfigError
 from rnnbench.names import CLASSIFIERS, LM_CELLS
+from rnnbench.native import NativeLSTMFunction, available_for
 
 # --- recurrences ------------------------------------------------------------------------------
 # Each Function takes `xw` [K, T, B, G], the input projections of all time steps (computed by one
@@ -553,21 +554,29 @@ class GroupLanguageModel:
     def forward(self, tokens: Tensor) -> Tensor:
         """Member-local token ids, time-major `[T, K, B]` (padding at the end of each sequence) →
         logits `[K, V, T * B]` (classes second, as cross_entropy takes them: 17x faster on the CPU
-        than a last dimension of V = 15 words)."""
+        than a last dimension of V = 15 words). An LSTM on a CPU runs its recurrence in C++
+        (rnnbench.native) unless `compiled`."""
         p, (T, K, B) = self.params, tokens.shape
-        rows = (tokens + self.offsets[None, :, None]).flatten()
-        # index_select, not F.embedding: its backward is one index_add_ (4x faster than the embedding's here)
-        xw = hs = self._input_table().index_select(0, rows).view(T, K, B, -1).transpose(0, 1)
+        table = self._input_table()
+        in_cpp = self.cell == "lstm" and not self.compiled and available_for(table)
+        if not in_cpp:  # the first layer's xw; index_select, not F.embedding: its backward is one index_add_ (4x faster here)
+            hs = table.index_select(0, (tokens + self.offsets[None, :, None]).flatten()).view(T, K, B, -1).transpose(0, 1)
         for layer in range(self.num_layers):
+            w_hh = p[f"rnn.weight_hh_l{layer}"]
+            if layer == 0 and in_cpp:  # the C++ loop looks the inputs up in the table itself, member-major
+                hs = NativeLSTMFunction.apply(table.view(K, -1, table.shape[1]), w_hh, tokens.transpose(0, 1))
+                continue
             if layer > 0:
                 bias = p[f"rnn.bias_ih_l{layer}"] + (p[f"rnn.bias_hh_l{layer}"] if self.cell == "lstm" else 0)
-                xw = _project(hs, p[f"rnn.weight_ih_l{layer}"].transpose(1, 2), bias.unsqueeze(1))
-            w_hh = p[f"rnn.weight_hh_l{layer}"].transpose(1, 2)
-            if self.cell == "lstm":
-                hs = LSTMFunction.apply(xw, w_hh, self.compiled)
+                hs = _project(hs, p[f"rnn.weight_ih_l{layer}"].transpose(1, 2), bias.unsqueeze(1))
+            if in_cpp:
+                hs = NativeLSTMFunction.apply(hs, w_hh)
+            elif self.cell == "lstm":
+                hs = LSTMFunction.apply(hs, w_hh.transpose(1, 2), self.compiled)
             else:
-                hs = GRUFunction.apply(xw, w_hh, p[f"rnn.bias_hh_l{layer}"].unsqueeze(1))
-        logits = torch.baddbmm(p["out.bias"].unsqueeze(2), p["out.weight"], hs.reshape(K, T * B, -1).transpose(1, 2))
+                hs = GRUFunction.apply(hs, w_hh.transpose(1, 2), p[f"rnn.bias_hh_l{layer}"].unsqueeze(1))
+        K, T, B, H = hs.shape
+        logits = torch.baddbmm(p["out.bias"].unsqueeze(2), p["out.weight"], hs.reshape(K, T * B, H).transpose(1, 2))
         return logits if self.vocab_mask is None else logits + self.vocab_mask.transpose(1, 2)
 
     __call__ = forward
