@@ -11,6 +11,7 @@ LSTMFunction and says so once.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import shutil
 import sys
@@ -36,6 +37,8 @@ CFLAGS = ["-O3", "-std=c++20", "-fno-trapping-math"]
 @functools.cache
 def native_lstm() -> ModuleType | None:
     """The compiled module (`forward`, `backward`), or None where it cannot be built."""
+    # its import warns, on a CUDA build of torch without a GPU, that it found no CUDA runtime: true, and no concern here
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils import cpp_extension
 
     isa = torch.backends.cpu.get_cpu_capability()

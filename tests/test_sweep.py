@@ -380,3 +380,22 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path):
     assert "probe: brackets" in done.stdout and "probe: dyck2" in done.stdout
     assert "estimate: ~" in done.stdout and "MB of state per member" in done.stdout
     assert not (tmp_path / "d").exists() and "Ray" not in done.stderr
+
+
+def test_fused_groups_on_cpus_give_every_slot_two_trials():
+    """On CPUs `--group auto` cuts the grammar grid's two per-grammar groups into near-equal trials,
+    two per core (so the costlier ndfa groups even out over the cores), never below MIN_CPU_GROUP
+    members; with a GPU each grammar stays one trial, and `--group all` is what it says."""
+    from rnnbench.sweep.members import MIN_CPU_GROUP, NAME
+    from rnnbench.tasks import get_task
+
+    task = get_task("grammar")
+    axes = {flag: list(values) for flag, values in task.grid.items()}
+    for slots, trials in ((2, 4), (4, 8), (16, 12)):
+        grouping, groups, _ = cli.trials(task, axes, "auto", 0, slots, True)
+        assert (grouping, len(groups)) == ("all", trials)
+        assert min(len(g) for g in groups) >= MIN_CPU_GROUP and max(len(g) for g in groups) - min(len(g) for g in groups) <= 1
+        assert all(len({m["dataset"] for m in g}) == 1 for g in groups)
+        assert [m[NAME] for g in groups for m in g] == [m[NAME] for g in cli.trials(task, axes, "all", 0, slots, True)[1] for m in g]
+    assert [len(g) for g in cli.trials(task, axes, "auto", 1, 2, True)[1]] == [60, 60]
+    assert [len(g) for g in cli.trials(task, axes, "all", 0, 2, True)[1]] == [60, 60]

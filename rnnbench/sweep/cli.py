@@ -208,10 +208,13 @@ def run(task: Task, args: argparse.Namespace) -> int:
     if spec is None:
         spec = {"task": task.name, "kind": "grid", "base": dataclasses.asdict(base), "axes": axes, "group": grouping}
 
-    def plan(cluster_gpus: float) -> tuple[list[list[dict[str, Any]]], float]:
-        """The trials and GPUs per trial, once Ray says how many GPUs there are."""
+    def plan(cluster: dict[str, float]) -> tuple[list[list[dict[str, Any]]], float]:
+        """The trials and GPUs per trial, once Ray says what the cluster has; a resumed grid keeps
+        the trials it was planned with."""
         asked = args.gpus_per_trial
-        spec["group"], groups, gpus = trials(task, axes, spec["group"], cluster_gpus if asked is None else asked, asked is None)
+        gpus, slots = cluster.get("GPU", 0) if asked is None else asked, int(cluster.get("CPU", 1) // args.cpus_per_trial)
+        spec["group"], groups, gpus = trials(task, axes, spec["group"], gpus, slots, asked is None)
+        groups = spec.get("groups", groups)
         print(
             f"{sum(len(g) for g in groups)} members in {len(groups)} trials ({spec['group']} grouped), "
             f"{args.cpus_per_trial:g} CPUs and {gpus:.3g} GPUs per trial -> {path}",
@@ -228,17 +231,22 @@ def run(task: Task, args: argparse.Namespace) -> int:
 
 
 def trials(
-    task: Task, axes: dict[str, list], grouping: str, gpus: float, share: bool
+    task: Task, axes: dict[str, list], grouping: str, gpus: float, slots: int, share: bool
 ) -> tuple[str, list[list[dict[str, Any]]], float]:
     """The grouping (`auto` resolved), the members of each trial, and the GPUs per trial: `gpus` as
     given, or, with `share`, a whole GPU for a trial of several members (fused groups fill one:
     three K=30 groups sharing an H200 each ran at a third of their solo rate, BENCHMARKS.md) and
-    the GPUs divided among one-member trials (at least 1/8 each)."""
-    from rnnbench.sweep.members import grid_members, group_members
+    the GPUs divided among one-member trials (at least 1/8 each). On CPUs, `auto`'s fused groups
+    are cut to give the `slots` trials that run at once two trials each (cpu_group_size)."""
+    from rnnbench.sweep.members import cpu_group_size, grid_members, group_members, split_groups
 
+    members = grid_members(task, axes)
+    split = grouping == "auto" and gpus == 0
     if grouping == "auto":
         grouping = FUSED_GROUPING if task.fused and (gpus > 0 or task.fuse_on_cpu) else "none"
-    groups = group_members(task, grid_members(task, axes), grouping)
+    groups = group_members(task, members, grouping)
+    if split and grouping != "none":
+        groups = split_groups(groups, cpu_group_size(len(members), slots))
     if share and gpus > 0:
         alone = grouping != "none" or len(groups) <= gpus
         gpus = 1.0 if alone else max(gpus / len(groups), 1 / 8)
@@ -252,7 +260,8 @@ def dry_run(task: Task, base: Any, data: Any, axes: dict[str, list], grouping: s
     from rnnbench.sweep.dry_run import plan
 
     gpus = args.gpus_per_trial if args.gpus_per_trial is not None else float(torch.cuda.device_count())
-    grouping, groups, gpus = trials(task, axes, grouping, gpus, args.gpus_per_trial is None)
+    slots = int((os.cpu_count() or 1) // args.cpus_per_trial)
+    grouping, groups, gpus = trials(task, axes, grouping, gpus, slots, args.gpus_per_trial is None)
     print(plan(task, base, data, groups, grouping, args.cpus_per_trial, gpus, args.max_concurrent))
     return 0
 

@@ -8,6 +8,7 @@ architecture and data (rnnbench.sweep.trainable); with `--group none` every tria
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 from rnnbench.errors import ConfigError
@@ -19,6 +20,9 @@ SCORE = "score"  # a trial's result key: the objective so far (the best or the l
 # none: one member per trial; seeds: a trial per setting with all its seeds; all: a trial per model
 # (or grammar) with every lr and seed of it
 GROUPINGS = ("none", "seeds", "all")
+# Fused groups on CPUs train at least this many members per trial: a member's step costs about the
+# same at K = 30 and 60 but 22% more at K = 10 (BENCHMARKS.md, issue 18).
+MIN_CPU_GROUP = 10
 
 
 def member_name(member: dict[str, Any], keys: list[str]) -> str:
@@ -53,6 +57,22 @@ def group_members(task: Task, members: list[dict[str, Any]], grouping: str) -> l
     for member in members:
         groups.setdefault(tuple(member[k] for k in shared), []).append(member)
     return list(groups.values())
+
+
+def cpu_group_size(members: int, slots: int) -> int:
+    """Members per fused trial on CPUs: small enough for two trials per slot (a trial runs on one),
+    so that groups of unequal cost even out over the cores (a grammar grid's ndfa group costs 1.5x
+    its brackets group) and no core idles while others train, but at least MIN_CPU_GROUP."""
+    return max(MIN_CPU_GROUP, math.ceil(members / (2 * max(1, slots))))
+
+
+def split_groups(groups: list[list[dict[str, Any]]], size: int) -> list[list[dict[str, Any]]]:
+    """Each group cut, in grid order, into the fewest near-equal parts of at most `size` members."""
+    out = []
+    for group in groups:
+        parts = math.ceil(len(group) / size)
+        out += [group[i * len(group) // parts : (i + 1) * len(group) // parts] for i in range(parts)]
+    return out
 
 
 def group_name(members: list[dict[str, Any]]) -> str:

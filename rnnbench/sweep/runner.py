@@ -41,8 +41,8 @@ SHUTDOWN_S = 10  # what Ray's shutdown gets after a SIGTERM: seconds on a live R
 @dataclasses.dataclass
 class Sweep:
     """One experiment to run or resume. `groups` are the trials' members for a confirmation
-    stage; a grid gives `plan` instead, which groups its members once Ray says how many GPUs
-    there are (cluster GPUs -> (groups, GPUs per trial)); a search has neither and brings its
+    stage; a grid gives `plan` instead, which groups its members once Ray says what the cluster
+    has (cluster resources -> (groups, GPUs per trial)); a search has neither and brings its
     `searcher`."""
 
     task: Task
@@ -54,7 +54,7 @@ class Sweep:
     mode: str
     how: str
     groups: list[list[dict[str, Any]]] | None = None
-    plan: Callable[[float], tuple[list[list[dict[str, Any]]], float]] | None = None
+    plan: Callable[[dict[str, float]], tuple[list[list[dict[str, Any]]], float]] | None = None
     searcher: Any = None
     scheduler: Any = None
     num_samples: int = 1
@@ -179,7 +179,7 @@ def run_sweep(sweep: Sweep, resources: dict[str, Any], address: str | None, resu
     quiet_tune_console()
     start_ray(address, cpus, gpus)
     if sweep.plan is not None:
-        sweep.groups, gpus = sweep.plan(float(ray.cluster_resources().get("GPU", 0)))
+        sweep.groups, gpus = sweep.plan(ray.cluster_resources())
         sweep.spec.setdefault("groups", sweep.groups)
     if not resume:
         record.write_json(fs, f"{root}/{record.SPEC}", sweep.spec)
