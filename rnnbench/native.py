@@ -93,4 +93,3 @@ class NativeLSTMFunction(torch.autograd.Function):
         x, w_hh, *saved = ctx.saved_tensors
         grad_x, grad_w = native_lstm().backward(grad_hs.contiguous(), x, w_hh, ctx.ids, *saved)
         return grad_x, grad_w, None
-

@@ -396,6 +396,8 @@ def test_fused_groups_on_cpus_give_every_slot_two_trials():
         assert (grouping, len(groups)) == ("all", trials)
         assert min(len(g) for g in groups) >= MIN_CPU_GROUP and max(len(g) for g in groups) - min(len(g) for g in groups) <= 1
         assert all(len({m["dataset"] for m in g}) == 1 for g in groups)
-        assert [m[NAME] for g in groups for m in g] == [m[NAME] for g in cli.trials(task, axes, "all", 0, slots, True)[1] for m in g]
+        assert [m[NAME] for g in groups for m in g] == [
+            m[NAME] for g in cli.trials(task, axes, "all", 0, slots, True)[1] for m in g
+        ]
     assert [len(g) for g in cli.trials(task, axes, "auto", 1, 2, True)[1]] == [60, 60]
     assert [len(g) for g in cli.trials(task, axes, "all", 0, 2, True)[1]] == [60, 60]
