@@ -10,9 +10,11 @@ LSTMFunction and says so once.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import logging
 import os
+import platform
 import shutil
 import sys
 import warnings
@@ -32,6 +34,7 @@ ISA_FLAGS = {
 # -fno-trapping-math lets exp's float-to-int step vectorize; no other math flag: NaN must stay NaN
 # (a diverged member's loss is how it leaves the group).
 CFLAGS = ["-O3", "-std=c++20", "-fno-trapping-math"]
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (glibc's malloc.h)
 
 
 @functools.cache
@@ -56,7 +59,7 @@ def native_lstm() -> ModuleType | None:
         if not any(build.glob(f"{name}*.so")):
             print("rnnbench: compiling the C++ LSTM recurrence (once per machine, ~30 s)", file=sys.stderr, flush=True)
         build.mkdir(parents=True, exist_ok=True)
-        return cpp_extension.load(name, [str(SOURCE)], extra_cflags=CFLAGS + ISA_FLAGS.get(isa, []), build_directory=str(build))
+        module = cpp_extension.load(name, [str(SOURCE)], extra_cflags=CFLAGS + ISA_FLAGS.get(isa, []), build_directory=str(build))
     except Exception as error:  # no compiler, no ninja, a failed build: all mean the same here
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         warnings.warn(
@@ -65,6 +68,20 @@ def native_lstm() -> ModuleType | None:
             stacklevel=2,
         )
         return None
+    keep_freed_memory()
+    return module
+
+
+def keep_freed_memory() -> None:
+    """A fused step allocates its activations afresh (~14 MB at K = 60), and glibc gives blocks of
+    that size back to the OS when they are freed and gets them again page by page: ~3,500 page
+    faults a step, 10% of its time (BENCHMARKS.md, issue 18). Raising glibc's mmap and trim
+    thresholds (mallopt(3)) keeps them in the heap for the next step; elsewhere this does nothing."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return
+    libc = ctypes.CDLL(None)
+    libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)  # the largest glibc accepts
+    libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
 
 
 def available_for(x: Tensor) -> bool:

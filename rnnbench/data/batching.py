@@ -11,6 +11,7 @@ group it trains in.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +42,7 @@ class Sequences:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    @property
+    @functools.cached_property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
@@ -58,7 +59,9 @@ class Sequences:
     def pad(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The sequences at `index` (any shape, e.g. `[B]` or a group's `[K, B]`) as an int64
         `[..., T]` array padded with PAD to the longest (at least one position), and their lengths."""
-        starts, lengths = self.offsets[index], self.lengths[index]
+        index = np.asarray(index)
+        starts = self.offsets[index]
+        lengths = self.offsets[index + 1] - starts  # not self.lengths[index]: a step reads a few of n lengths
         width = max(int(lengths.max()), 1)
         positions = starts[..., None] + np.arange(width)
         inside = np.arange(width) < lengths[..., None]
