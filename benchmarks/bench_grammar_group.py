@@ -8,8 +8,10 @@ Members: the study's grid (brackets, ndfa) x lrs (0.01 ... 3.0) x seeds 0-9, the
 of it in grid order, default settings (n = 150,000, batch 32, embedding 32, hidden 16, 5 temperatures
 x 100 samples). Contenders, each one whole epoch, training and scoring:
 
-(a) fused: one GrammarGroup per grammar (as the sweep's `--group all` trains them), then one of all
-    members (`--no-mixed` skips it); `--compile`: with compiled LSTM cells (GrammarConfig.compile).
+(a) fused: one GrammarGroup per grammar (as the sweep's `--group all` trains them), with the C++
+    recurrence on a CPU, then the same with the recurrence in torch operations (`--no-torch-ops`
+    skips it), then one of all members (`--no-mixed` skips it); `--compile`: with compiled LSTM
+    cells (GrammarConfig.compile).
     Each epoch is split into training, held-out loss,
     sampling (rnnbench.sampling.sample_members) and judging (validators), and the padding share
     of its steps is reported.
@@ -22,7 +24,8 @@ of load during the run hits the fused side no better than the serial one.
 member-epochs/s = members / seconds. (e) times the head and loss of one step with torch.func.vmap
 against the batched product the group uses. (d) times the LSTM recurrence of one fused training step
 (forward + backward at K = 120, B = 32, the epoch's mean width) with the hand-written backward
-(rnnbench.fused.LSTMFunction) and with plain autograd over the same forward.
+(rnnbench.fused.LSTMFunction), with plain autograd over the same forward, and in C++
+(rnnbench.native.NativeLSTMFunction).
 Prints a table and writes the numbers as JSON after every part.
 """
 
@@ -47,6 +50,7 @@ from rnnbench.data.batching import PAD
 from rnnbench.data.grammars import END, START, GrammarData, is_valid
 from rnnbench.fused import LSTMFunction
 from rnnbench.models import LanguageModel
+from rnnbench.native import NativeLSTMFunction, available_for
 from rnnbench.sampling import sample
 from rnnbench.train import autoregressor
 from rnnbench.train.autoregressor import GrammarConfig, GrammarGroup, GrammarRun
@@ -59,10 +63,11 @@ def grid(base: GrammarConfig, members: int) -> list[GrammarConfig]:
     return [dataclasses.replace(base, dataset=d, lr=lr, seed=s) for d, lr, s in cells[:members]]
 
 
-def fused(configs: list[GrammarConfig]) -> dict[str, Any]:
-    """One GrammarGroup epoch, its parts timed."""
+def fused(configs: list[GrammarConfig], native: bool = True) -> dict[str, Any]:
+    """One GrammarGroup epoch, its parts timed; `native=False`: the recurrence in torch operations."""
     start = time.perf_counter()
     group = GrammarGroup(configs)
+    group.model.native = native
     setup_s = time.perf_counter() - start
     parts = {"sampling_s": 0.0, "judging_s": 0.0, "held_out_s": 0.0}
     sample_members, judge, held_out = autoregressor.sample_members, group._judge, group._held_out_loss
@@ -165,20 +170,28 @@ def autograd_lstm(xw: torch.Tensor, w_hh: torch.Tensor) -> torch.Tensor:
 
 
 def backward_choice(members: int, width: int, repeats: int = 5) -> dict[str, Any]:
-    """Seconds of forward + backward of the recurrence alone, hand-written against autograd."""
+    """Seconds of forward + backward of the recurrence alone: hand-written in torch operations
+    (LSTMFunction), plain autograd over the same forward, and the C++ loop (NativeLSTMFunction,
+    on the same input projections; on a CPU only)."""
     torch.manual_seed(0)
     xw = (torch.randn(width, members, 32, 64) * 0.5).transpose(0, 1).requires_grad_()
     w_hh = (torch.randn(members, 16, 64) * 0.25).requires_grad_()
     weights = torch.randn(members, width, 32, 16)
+    contenders = [("hand_written_s", LSTMFunction.apply), ("autograd_s", autograd_lstm)]
+    if available_for(xw):
+        contenders.append(("cpp_s", lambda x, w: NativeLSTMFunction.apply(x, w.transpose(1, 2))))
     times: dict[str, float] = {}
-    for name, fn in (("hand_written_s", LSTMFunction.apply), ("autograd_s", autograd_lstm)) * 2:
+    for name, fn in contenders * 2:
         best = math.inf
         for _ in range(repeats):
             start = time.perf_counter()
             (fn(xw, w_hh) * weights).sum().backward()
             best = min(best, time.perf_counter() - start)
         times[name] = min(times.get(name, math.inf), best)
-    return {"members": members, "width": width, **times, "autograd_over_hand": times["autograd_s"] / times["hand_written_s"]}
+    ratios = {"autograd_over_hand": times["autograd_s"] / times["hand_written_s"]}
+    if "cpp_s" in times:
+        ratios["hand_over_cpp"] = times["hand_written_s"] / times["cpp_s"]
+    return {"members": members, "width": width, **times, **ratios}
 
 
 def head_choice(members: int, width: int, vocab: int = 15, repeats: int = 5) -> dict[str, Any]:
@@ -215,6 +228,12 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="the groups with compile=True (compiled LSTM cells)")
     parser.add_argument("--mixed", action=argparse.BooleanOptionalAction, default=True, help="also all members in one group")
+    parser.add_argument(
+        "--torch-ops",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also the groups with the recurrence in torch ops",
+    )
     parser.add_argument("--out", type=Path, default=Path("bench_grammar_group.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -242,6 +261,14 @@ def main() -> None:
     save(
         "fused_per_grammar", {"groups": per_grammar, "member_epochs_per_s": len(configs) / sum(g["epoch_s"] for g in per_grammar)}
     )
+    if args.torch_ops:
+        per_grammar = [
+            fused([c for c in configs if c.dataset == d], native=False) for d in dict.fromkeys(c.dataset for c in configs)
+        ]
+        save(
+            "fused_per_grammar_torch_ops",
+            {"groups": per_grammar, "member_epochs_per_s": len(configs) / sum(g["epoch_s"] for g in per_grammar)},
+        )
     if args.mixed:
         save("fused", fused(configs))
     save("serial", serial(alone))
@@ -257,7 +284,7 @@ def main() -> None:
             f"{f['held_out_s']:.1f} s, sampling {f['sampling_s']:.1f} s, judging {f['judging_s']:.1f} s), padding "
             f"{f['padding_share']:.1%}: {f['member_epochs_per_s']:.3f} member-epochs/s"
         )
-    for name in ("fused_per_grammar", "fused"):
+    for name in ("fused_per_grammar", "fused_per_grammar_torch_ops", "fused"):
         if name in results:
             rate = results[name][0]["member_epochs_per_s"]
             print(

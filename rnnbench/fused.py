@@ -483,6 +483,7 @@ class GroupLanguageModel:
 
     sparse = False  # for GroupSGD: every gradient is dense
     compiled = False  # the LSTM's per-step elementwise work as compiled kernels (LSTMFunction); the GRU ignores it
+    native = True  # an LSTM's recurrence in C++ where it can run (rnnbench.native); False: LSTMFunction, to compare
 
     def __init__(
         self, cell: str, vocab_sizes: Sequence[int], embed_dim: int = 32, hidden_dim: int = 16, num_layers: int = 1,
@@ -555,10 +556,10 @@ class GroupLanguageModel:
         """Member-local token ids, time-major `[T, K, B]` (padding at the end of each sequence) →
         logits `[K, V, T * B]` (classes second, as cross_entropy takes them: 17x faster on the CPU
         than a last dimension of V = 15 words). An LSTM on a CPU runs its recurrence in C++
-        (rnnbench.native) unless `compiled`."""
+        (rnnbench.native) unless `compiled` or not `native`."""
         p, (T, K, B) = self.params, tokens.shape
         table = self._input_table()
-        in_cpp = self.cell == "lstm" and not self.compiled and available_for(table)
+        in_cpp = self.cell == "lstm" and self.native and not self.compiled and available_for(table)
         if not in_cpp:  # the first layer's xw; index_select, not F.embedding: its backward is one index_add_ (4x faster here)
             hs = table.index_select(0, (tokens + self.offsets[None, :, None]).flatten()).view(T, K, B, -1).transpose(0, 1)
         for layer in range(self.num_layers):

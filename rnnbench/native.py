@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
+import ninja
 import torch
 from torch import Tensor
 
@@ -49,12 +50,7 @@ def native_lstm() -> ModuleType | None:
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR", Path.home() / ".cache" / "torch_extensions"))
     build = root / f"{name}_torch{torch.__version__.replace('+', '_')}_py{sys.version_info[0]}{sys.version_info[1]}"
     if shutil.which("ninja") is None:  # the ninja package's binary, where its bin folder is not on PATH
-        try:
-            import ninja
-
-            os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
-        except ImportError:
-            pass
+        os.environ["PATH"] = ninja.BIN_DIR + os.pathsep + os.environ.get("PATH", "")
     try:
         if not any(build.glob(f"{name}*.so")):
             print("rnnbench: compiling the C++ LSTM recurrence (once per machine, ~30 s)", file=sys.stderr, flush=True)
@@ -64,7 +60,7 @@ def native_lstm() -> ModuleType | None:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         warnings.warn(
             f"rnnbench: the C++ LSTM recurrence could not be built ({first_line}); fused LSTMs on the CPU use "
-            "torch operations, ~3x slower; install a C++ compiler and ninja to get it",
+            "torch operations, ~2x slower; install a C++ compiler (g++) to get it",
             stacklevel=2,
         )
         return None
