@@ -2,8 +2,8 @@
 
 At the grammar study's sizes (hidden 16, batch 32) torch's operations make one pass over all K
 members' memory per operation and time step; the C++ loop runs one member's whole sequence at a
-time with its weights in the L1 cache, 3.5x faster than rnnbench.fused.LSTMFunction's torch ops at
-K = 60 (BENCHMARKS.md, issue 18). It is compiled on first use with torch.utils.cpp_extension, once
+time with its weights in the L1 cache: 1.9x rnnbench.fused.LSTMFunction's torch ops on the
+recurrence alone, 2.1x on a fused group's epoch (BENCHMARKS.md, issue 18). It is compiled on first use with torch.utils.cpp_extension, once
 per machine, and cached; where it cannot be built (no C++ compiler), the group trains on
 LSTMFunction and says so once.
 """
@@ -97,12 +97,10 @@ class NativeLSTMFunction(torch.autograd.Function):
         x, w_hh = x.contiguous(), w_hh.contiguous()
         ids = None if ids is None else ids.contiguous()
         hs, cs, tanh_cs, acts = native_lstm().forward(x, w_hh, ids)
-        ctx.ids = ids
-        ctx.save_for_backward(x, w_hh, hs, cs, tanh_cs, acts)
+        ctx.save_for_backward(x, w_hh, ids, hs, cs, tanh_cs, acts)
         return hs
 
     @staticmethod
     def backward(ctx, grad_hs: Tensor) -> tuple[Tensor, Tensor, None]:
-        x, w_hh, *saved = ctx.saved_tensors
-        grad_x, grad_w = native_lstm().backward(grad_hs.contiguous(), x, w_hh, ctx.ids, *saved)
+        grad_x, grad_w = native_lstm().backward(grad_hs.contiguous(), *ctx.saved_tensors)
         return grad_x, grad_w, None
