@@ -15,6 +15,7 @@ from rnnbench.data.batching import (
     make_batches,
     order_rng,
     padding_share,
+    static_width,
     token_batches,
 )  # fmt: skip
 from rnnbench.errors import ConfigError
@@ -45,6 +46,19 @@ def test_pad_and_subset_keep_every_token(seqs):
     grouped, grouped_lengths = seqs.pad(np.stack([index, index[::-1]]))  # a group's [K, b] step
     assert grouped.shape == (2, 3, lengths.max()) and np.array_equal(grouped[0], tokens)
     assert np.array_equal(grouped_lengths[1], lengths[::-1])
+
+
+def test_static_widths_are_few_and_pad_by_at_most_an_eighth(seqs):
+    widths = [static_width(w) for w in range(1, 2501)]
+    assert all(w <= s <= w * 1.125 for w, s in zip(range(1, 2501), widths))
+    assert widths[:16] == list(range(1, 17)) and static_width(17) == 18 and static_width(33) == 36
+    assert len(set(widths)) == 74  # what IMDB's lengths up to ~2,500 need: one CUDA graph each
+    index = np.array([[5, 0], [17, 3]])
+    tight, lengths = seqs.pad(index)
+    wide, wide_lengths = seqs.pad(index, static=True)
+    assert wide.shape[-1] == static_width(tight.shape[-1]) > tight.shape[-1]
+    assert np.array_equal(wide[..., : tight.shape[-1]], tight) and (wide[..., tight.shape[-1] :] == PAD).all()
+    assert np.array_equal(wide_lengths, lengths)
 
 
 def test_an_empty_sequence_pads_to_one_position():

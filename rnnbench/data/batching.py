@@ -56,17 +56,29 @@ class Sequences:
         labels = None if self.labels is None else self.labels[index]
         return Sequences(self.tokens[positions], offsets, labels)
 
-    def pad(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def pad(self, index: np.ndarray, static: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The sequences at `index` (any shape, e.g. `[B]` or a group's `[K, B]`) as an int64
-        `[..., T]` array padded with PAD to the longest (at least one position), and their lengths."""
+        `[..., T]` array padded with PAD to the longest (at least one position), and their lengths.
+        `static`: padded further, to `static_width` of the longest."""
         index = np.asarray(index)
         starts = self.offsets[index]
         lengths = self.offsets[index + 1] - starts  # not self.lengths[index]: a step reads a few of n lengths
         width = max(int(lengths.max()), 1)
+        width = static_width(width) if static else width
         positions = starts[..., None] + np.arange(width)
         inside = np.arange(width) < lengths[..., None]
         gathered = self.tokens[np.minimum(positions, len(self.tokens) - 1)]
         return np.where(inside, gathered, PAD).astype(np.int64), lengths
+
+
+def static_width(width: int) -> int:
+    """`width` rounded up to one of 8 widths per doubling (..., 15, 16, 18, 20, ..., 30, 32, 36, ...):
+    at most 1/8 more padding. A run replaying its steps from CUDA graphs (rnnbench.graphs) needs a
+    graph per width, and IMDB's ~2,500 lengths then take ~75 widths."""
+    if width <= 16:
+        return width
+    unit = 1 << (width.bit_length() - 4)
+    return -(-width // unit) * unit
 
 
 def group_batches(
