@@ -213,6 +213,7 @@ CASES: list = [
     (train_main, ["grammar", "--lr", "inf"], "lr must be > 0 and finite"),
     (train_main, ["grammar", "--momentum", "1.5"], "momentum must be >= 0 and < 1"),
     (train_main, ["grammar", "--device", "cuda:99"], "--device cuda:99: this machine has"),
+    (train_main, ["grammar", "--n", "100", "--cuda-graphs", "true", "--device", "cpu"], "cuda_graphs needs a CUDA device"),
     (train_main, ["lstm"], "argument task: invalid choice: 'lstm'"),
     (train_main, ["imdb", "--model", "mlp", "--data", "{missing}"], "imdb data {missing} does not exist"),
     # rnnbench-results
@@ -237,6 +238,10 @@ LOCAL_CASES: list = [
     pytest.param(search, [*SEARCH, "--cpus-per-trial", "100000"], "no node can hold one trial of 100000 CPUs", True),
     pytest.param(grammar_grid, [*GRAMMAR, "--device", "cuda"], "--device cuda: this machine has no GPU", True, marks=NO_GPU),
     pytest.param(grammar_grid, [*GRAMMAR, "--gpus-per-trial", "1"], "GPUs (this machine has", True, marks=NO_GPU),
+    pytest.param(
+        grammar_grid, [*GRAMMAR, "--cuda-graphs", "true"], "--cuda-graphs true: this machine has no GPU", True, marks=NO_GPU
+    ),
+    pytest.param(imdb_grid, [*IMDB, "--cuda-graphs", "true"], "--cuda-graphs true: this machine has no GPU", True, marks=NO_GPU),
 ]
 
 

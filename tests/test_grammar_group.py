@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from rnnbench import metrics as M
+from rnnbench.data.batching import PAD, static_width
 from rnnbench.errors import ConfigError
 from rnnbench.train.autoregressor import GrammarConfig, GrammarGroup, GrammarRun
 
@@ -185,3 +186,29 @@ def test_compiled_cells_train_what_eager_ones_train():
     compiled = next(GrammarGroup([dataclasses.replace(c, compile=True) for c in configs]).epochs())
     for member in (0, 1):
         assert_same_answers(compiled[member], eager[member])
+
+
+class WiderSteps(GrammarGroup):
+    """Every training step padded past `static_width`, as under cuda_graphs (which needs a GPU)."""
+
+    def fused_step(self, batch, lengths):
+        extra = static_width(batch.shape[0]) + 3 - batch.shape[0]
+        return super().fused_step(torch.nn.functional.pad(batch, (0, 0, 0, 0, 0, extra), value=PAD), lengths)
+
+
+@pytest.mark.parametrize("mask_padding", [True, False])
+def test_steps_padded_wider_train_what_tight_steps_train(grouped, mask_padding):
+    """cuda_graphs pads each step to one of a few widths: the padding must not change what any member
+    learns (its loss sums run over time first, its mean over its own batch's width)."""
+    configs = [dataclasses.replace(c, mask_padding=mask_padding) for c in mixed()]
+    tight = grouped if mask_padding else list(GrammarGroup(configs).epochs())
+    wide = list(WiderSteps(configs).epochs())
+    assert [sorted(epoch) for epoch in wide] == [sorted(epoch) for epoch in tight]
+    for wide_epoch, tight_epoch in zip(wide, tight):
+        for member, metrics in tight_epoch.items():
+            assert_same_answers(wide_epoch[member], metrics)
+
+
+def test_cuda_graphs_without_a_gpu_is_a_one_line_error():
+    with pytest.raises(ConfigError, match="cuda_graphs needs a CUDA device, not cpu; run on a GPU or set cuda_graphs false"):
+        GrammarGroup([dataclasses.replace(SMALL, n=100, cuda_graphs=True)])

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from rnnbench import metrics as M
+from rnnbench.data.batching import static_width
 from rnnbench.errors import ConfigError
 from rnnbench.train.classifier import ClassifierConfig, ClassifierRun, load_data
 from rnnbench.train.group import GroupRun, group_key
@@ -164,3 +165,31 @@ def test_compiled_lstm_cells_train_what_eager_ones_train(tiny_imdb, tiny_data):
     compiled = GroupRun([dataclasses.replace(c, compile=True) for c in configs], tiny_data).run_epoch()
     for member in (0, 1):
         assert_same_answers(compiled[member], eager[member])
+
+
+class WiderSteps(GroupRun):
+    """Every training step padded past `static_width`, as under cuda_graphs (which needs a GPU)."""
+
+    def fused_step(self, rows, lengths, labels):
+        extra = static_width(rows.shape[1]) + 3 - rows.shape[1]
+        padding_row = self.model.embed.shape[0] - 1
+        return super().fused_step(torch.nn.functional.pad(rows, (0, 0, 0, extra), value=padding_row), lengths, labels)
+
+
+@pytest.mark.parametrize("model", ["mlp", "lstm"])
+def test_steps_padded_wider_train_what_tight_steps_train(tiny_imdb, tiny_data, model):
+    """cuda_graphs pads each step to one of a few widths: the max pool never sees the padding and
+    the recurrence reaches it only after a review's last word, so no member learns differently."""
+    configs = three(tiny_imdb, model)
+    tight = list(GroupRun(configs, tiny_data).epochs())
+    wide = list(WiderSteps(configs, tiny_data).epochs())
+    assert [sorted(epoch) for epoch in wide] == [sorted(epoch) for epoch in tight]
+    for wide_epoch, tight_epoch in zip(wide, tight):
+        for member, metrics in tight_epoch.items():
+            assert_same_answers(wide_epoch[member], metrics)
+
+
+def test_cuda_graphs_without_a_gpu_is_a_one_line_error(tiny_imdb, tiny_data):
+    config = ClassifierConfig(data=str(tiny_imdb), cuda_graphs=True, **SMALL)
+    with pytest.raises(ConfigError, match="cuda_graphs needs a CUDA device, not cpu"):
+        GroupRun([config, dataclasses.replace(config, seed=1)], tiny_data)

@@ -278,6 +278,8 @@ def check_resources(args: argparse.Namespace, device: str = "auto") -> None:
     if args.address or os.environ.get("RAY_ADDRESS"):
         return  # a cluster's nodes may differ from this machine
     cpus, gpus = os.cpu_count() or 1, local_gpus()
+    if getattr(args, "cuda_graphs", False) and not gpus:
+        raise ConfigError("--cuda-graphs true: this machine has no GPU, and CUDA graphs need one; leave the flag out")
     if args.cpus_per_trial > cpus or (args.gpus_per_trial or 0) > gpus:
         raise ConfigError(
             f"no node can hold one trial of {args.cpus_per_trial:g} CPUs and {args.gpus_per_trial or 0:g} GPUs (this machine "

@@ -178,9 +178,9 @@ class GrammarGroup(FusedGroup):
         real_tokens = np.zeros(K, dtype=np.int64)
         start = time.perf_counter()
         for done, step in enumerate(steps, start=1):
-            padded, lengths = self._train.pad(step)  # [K, b, W]
+            padded, lengths = self._train.pad(step, static=self.configs[0].cuda_graphs)  # [K, b, W]
             batch = torch.from_numpy(np.ascontiguousarray(padded.transpose(2, 0, 1))).to(self.device, non_blocking=True)
-            loss, real_loss, norm = self.train_step(batch, torch.from_numpy(lengths).to(self.device, non_blocking=True))
+            loss, real_loss, norm = self.step(batch, torch.from_numpy(lengths).to(self.device, non_blocking=True))
             loss_sum += loss
             real_loss_sum += real_loss
             grad_norm_sum += norm
@@ -208,7 +208,7 @@ class GrammarGroup(FusedGroup):
             }
         return results
 
-    def train_step(self, batch: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def fused_step(self, batch: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """One SGD step of every active member on its batch: `batch` time-major `[W, K, b]`,
         `lengths` `[K, b]`. Returns each member's loss, summed loss over real targets and gradient
         norm before clipping, left on the device (no sync)."""
@@ -252,7 +252,7 @@ class GrammarGroup(FusedGroup):
             logits = self.model(batch[:-1])
             targets = batch[1:].transpose(0, 1).reshape(len(members), -1)
             per_token = F.cross_entropy(logits, targets, ignore_index=PAD, reduction="none")
-            loss_sum += per_token.view(len(members), batch.shape[0] - 1, -1).sum(1).sum(1)  # as in train_step
+            loss_sum += per_token.view(len(members), batch.shape[0] - 1, -1).sum(1).sum(1)  # as in fused_step
         targets = [int(self.data[m].held_out.lengths.sum() - n) for m in members]
         return [s / t for s, t in zip(loss_sum.tolist(), targets)]
 

@@ -22,6 +22,7 @@ from rnnbench.names import CLASSIFIERS, LM_CELLS
 MAX_SEED = 2**32 - 1  # numpy and torch both take seeds up to here
 BATCHINGS = ("bucket", "random")  # similar lengths together, or any order (rnnbench.data.batching)
 DEVICE_HELP = "auto (a GPU if there is one, else the CPU), cpu, cuda or cuda:N"
+GRAPHS_HELP = "fused groups on a GPU: each training step replayed from a CUDA graph (steps padded to 8 widths per doubling)"
 
 
 def setting(default: Any, meaning: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -96,6 +97,7 @@ class ClassifierConfig:
     data: str | None = setting(None, "the dataset's folder or tarball (default: $RNNBENCH_<DATASET>, the cache, a download)")
     device: str = setting("auto", DEVICE_HELP)
     compile: bool = setting(False, "fused groups: the LSTM's per-step work as torch.compile'd kernels (for GPUs)")
+    cuda_graphs: bool = setting(False, GRAPHS_HELP)
 
     def __post_init__(self) -> None:
         get_text_dataset(self.dataset)  # an unknown name is a one-line error here
@@ -149,6 +151,7 @@ class GrammarConfig:
     max_len: int = setting(100, "tokens a sample may add, the end token included")
     device: str = setting("auto", DEVICE_HELP)
     compile: bool = setting(False, "the fused LSTM's per-step work as torch.compile'd kernels (for GPUs)")
+    cuda_graphs: bool = setting(False, GRAPHS_HELP)
 
     def __post_init__(self) -> None:
         check_grammar(self.dataset)

@@ -61,10 +61,11 @@ class GroupRun(FusedGroup):
         self.data = data if data is not None else load_data(base)
         self.device = pick_device(base.device)
         vocab_size = len(self.data.vocab)
-        # as ClassifierRun: sparse embedding gradients for plain SGD, dense ones once any member has momentum
+        # as ClassifierRun: sparse embedding gradients for plain SGD, dense ones once any member has
+        # momentum; and in CUDA graphs, whose shapes cannot depend on which words a batch holds
         self.model = GroupClassifier(
             base.model, len(configs), vocab_size, self.data.num_classes, base.embed_dim, base.hidden_dim,
-            sparse=all(config.momentum == 0 for config in configs),
+            sparse=all(config.momentum == 0 for config in configs) and not base.cuda_graphs,
         )  # fmt: skip
         self.rngs: list[np.random.Generator] = []
         self.torch_rngs: list[torch.Tensor] = []  # each member's torch RNG right after its init, as a solo run has it
@@ -127,10 +128,13 @@ class GroupRun(FusedGroup):
             [self.rngs[member] for member in self.active],
         )  # fmt: skip
 
-    def train_step(self, step: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def train_step(self, step: np.ndarray) -> Sequence[torch.Tensor]:
         """One SGD step of every active member on its row of `step`. Returns each member's loss
         and count of correct predictions, left on the device (no sync)."""
-        rows, lengths, labels = self._batch(self.data.train, step)
+        return self.step(*self._batch(self.data.train, step, static=self.configs[0].cuda_graphs))
+
+    def fused_step(self, rows: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """`train_step` on the step's stacked rows, lengths and labels (see `_batch`)."""
         logits = self.model(rows, lengths)
         losses = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none").view(labels.shape).mean(1)
         self.optimizer.zero_grad()
@@ -154,8 +158,8 @@ class GroupRun(FusedGroup):
             correct += (logits.argmax(-1) == labels).sum(1)
         return [s / len(split) for s in loss_sum.tolist()], [c / len(split) for c in correct.tolist()]
 
-    def _batch(self, split: Sequences, step: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        tokens, lengths = split.pad(step)  # [K, b, T]: the step's width is the longest of all K batches
+    def _batch(self, split: Sequences, step: np.ndarray, static: bool = False) -> tuple[torch.Tensor, ...]:
+        tokens, lengths = split.pad(step, static)  # [K, b, T]: the step's width is the longest of all K batches
         to = dict(device=self.device, non_blocking=True)
         rows = stacked_ids(tokens, len(step), len(self.data.vocab))
         # an empty review counts as one padding token, so the max pool always has a position

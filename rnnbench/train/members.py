@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from rnnbench.errors import ConfigError
+from rnnbench.graphs import GraphedStep
 from rnnbench.train.common import OnBatch, load_checkpoint, save_checkpoint
 
 
@@ -100,17 +101,19 @@ class FusedGroup:
     out as solo-compatible checkpoints.
 
     A subclass sets `config_cls`, `load_data`, `member_fields` (the config fields members may
-    differ in), and in __init__ `configs`, `model` (member_state_dict / load_member_state_dict /
-    keep_members), `optimizer` (GroupSGD), `rngs` (numpy, one a member) and `torch_rngs` (each
-    member's torch RNG state as its solo run has it), then calls `_start()`; it defines
-    `run_epoch()` -> {member: metrics}, and may add fields to member checkpoints (`_extra_state`)
-    and checks on them (`_check_state`)."""
+    differ in), and in __init__ `configs`, `device`, `model` (member_state_dict /
+    load_member_state_dict / keep_members), `optimizer` (GroupSGD), `rngs` (numpy, one a member)
+    and `torch_rngs` (each member's torch RNG state as its solo run has it), then calls
+    `_start()`; it defines `fused_step(*tensors)` (one SGD step of every member: tensors in,
+    tensors out, no sync) and `run_epoch()` -> {member: metrics}, which trains through `step`,
+    and may add fields to member checkpoints (`_extra_state`) and checks on them (`_check_state`)."""
 
     config_cls: type
     load_data: Callable[..., Any]
     member_fields: tuple[str, ...]
     on_batch: OnBatch | None = None
     configs: list[Any]
+    device: torch.device
     model: Any
     optimizer: Any
     rngs: list[np.random.Generator]
@@ -131,12 +134,31 @@ class FusedGroup:
                     )
 
     def _start(self) -> None:
+        if self.configs[0].cuda_graphs and self.device.type != "cuda":
+            raise ConfigError(f"cuda_graphs needs a CUDA device, not {self.device}; run on a GPU or set cuda_graphs false")
         self.active = list(range(len(self.configs)))
         self.finished: dict[int, dict[str, Any]] = {}  # diverged members' checkpoints, frozen when they diverged
         self.epoch = 0
+        self.graphed: GraphedStep | None = None  # with cuda_graphs: the step's graphs for the active members
+
+    def fused_step(self, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        raise NotImplementedError
 
     def run_epoch(self) -> dict[int, dict[str, Any]]:
         raise NotImplementedError
+
+    def step(self, *tensors: torch.Tensor) -> Sequence[torch.Tensor]:
+        """`fused_step`, replayed from CUDA graphs when the configs ask for them (rnnbench.graphs:
+        then the outputs are overwritten by the next step)."""
+        if not self.configs[0].cuda_graphs:
+            return self.fused_step(*tensors)
+        if self.graphed is None:
+            self.graphed = GraphedStep(self.fused_step, self._training_state)
+        return self.graphed(*tensors)
+
+    def _training_state(self) -> list[torch.Tensor]:
+        """What a step changes: the stacked weights and momentum buffers."""
+        return [*self.model.parameters(), *(self.optimizer.buffers or {}).values()]
 
     def epochs(self) -> Iterator[dict[int, dict[str, Any]]]:
         """Train epoch after epoch until config.epochs or until every member has diverged."""
@@ -149,10 +171,14 @@ class FusedGroup:
             return
         for member in members:
             self.finished[member] = {**self.member_state_dict(member), "diverged": True}
-        keep = [j for j, member in enumerate(self.active) if member not in members]
+        self._keep([j for j, member in enumerate(self.active) if member not in members])
+
+    def _keep(self, keep: list[int]) -> None:
+        """Go on with the active members at positions `keep` only (new stacked tensors: new graphs)."""
         self.model.keep_members(keep)
         self.optimizer.keep_members(keep)
         self.active = [self.active[j] for j in keep]
+        self.graphed = None
 
     def _extra_state(self, member: int) -> dict[str, Any]:
         return {}
@@ -223,10 +249,7 @@ class FusedGroup:
         for member in live:
             self.load_member_state_dict(member, members[member])
         self.finished = {m: s for m, s in enumerate(members) if s["diverged"]}
-        keep = [j for j, member in enumerate(self.active) if member in live]
-        self.model.keep_members(keep)
-        self.optimizer.keep_members(keep)
-        self.active = live
+        self._keep([j for j, member in enumerate(self.active) if member in live])
 
     def save(self, path: str | os.PathLike) -> None:
         save_checkpoint(self.state_dict(), path)
