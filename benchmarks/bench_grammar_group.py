@@ -11,7 +11,7 @@ x 100 samples). Contenders, each one whole epoch, training and scoring:
 (a) fused: one GrammarGroup per grammar (as the sweep's `--group all` trains them), with the C++
     recurrence on a CPU, then the same with the recurrence in torch operations (`--no-torch-ops`
     skips it), then one of all members (`--no-mixed` skips it); `--compile`: with compiled LSTM
-    cells (GrammarConfig.compile).
+    cells (GrammarConfig.compile); `--cuda-graphs`: (a) and (b) replay their steps from CUDA graphs.
     Each epoch is split into training, held-out loss,
     sampling (rnnbench.sampling.sample_members) and judging (validators), and the padding share
     of its steps is reported.
@@ -227,6 +227,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="the groups with compile=True (compiled LSTM cells)")
+    parser.add_argument("--cuda-graphs", action="store_true", help="every contender of rnnbench with cuda_graphs=True (GPU only)")
     parser.add_argument("--mixed", action=argparse.BooleanOptionalAction, default=True, help="also all members in one group")
     parser.add_argument(
         "--torch-ops",
@@ -237,7 +238,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_grammar_group.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base = GrammarConfig(n=args.n, epochs=1, device=args.device)
+    base = GrammarConfig(n=args.n, epochs=1, device=args.device, cuda_graphs=args.cuda_graphs)
     configs = grid(dataclasses.replace(base, compile=args.compile), args.members)
     alone = [grid(base, 120)[i] for i in args.serial_members]
     results: dict[str, Any] = {

@@ -30,6 +30,13 @@ EXTRA = [
     "pydantic-core==2.33.2",
     "annotated-types==0.7.0",
     "typing-inspection==0.4.1",
+    # tests/test_cuda_graphs.py on the device
+    "pytest==9.2.0",
+    "pytest-timeout==2.4.0",
+    "pluggy==1.7.0",
+    "iniconfig==2.3.1",
+    "packaging==26.4",
+    "pygments==2.21.0",
 ]
 UNUSED = ("ray/jars/", "ray/rllib/", "ray/serve/", "ray/llm/")
 PLATFORMS = [

@@ -1,43 +1,81 @@
 #!/usr/bin/env bash
 # One unattended session on a lent GPU machine that has torch but neither Ray nor a network:
-# install the wheels from benchmarks/device_wheels.py (carried in .whl/), run the default 5-seed
-# IMDB grid through the real sweeps/imdb_grid.py, then the packing curve (benchmarks/gpu_group.py),
-# then the grammar study's 120 members fused against one at a time (benchmarks/bench_grammar_group.py,
-# n cut to GRAMMAR_N words so that it fits the session, eager and with compiled LSTM cells; GRAMMAR=0 skips it).
-# Every number lands in $OUT (default ./gpu_out). `CHECK=1` runs a one-minute smoke of both instead.
+# install the wheels from benchmarks/device_wheels.py (carried in .whl/), then run the PARTS asked
+# for, in order, each under its own time limit. Every number lands in $OUT (default ./gpu_out).
 #
-#   RNNBENCH_IMDB=path/to/aclImdb_labelled.tar.gz bash benchmarks/gpu_session.sh
+#   tests         the CUDA-graph tests (tests/test_cuda_graphs.py: graphed groups train what eager ones train)
+#   grammar_grid  the default grammar grid (120 members) through the real sweeps/grammar_grid.py, one epoch,
+#                 eager and then with --cuda-graphs true
+#   imdb_grid     the default IMDB grid (90 members) through the real sweeps/imdb_grid.py, the same way
+#   pack          the classifier packing curve (benchmarks/gpu_group.py)
+#   grammar       bench_grammar_group: the 120 grammar members fused against one at a time (n = GRAMMAR_N),
+#                 eager and with CUDA graphs
+#
+# The grid parts add one row each to $OUT/rows.md (a BENCHMARKS.md table: completed member-epochs
+# from the experiment's record over the wall time, Ray's start and the data included). A 15-minute
+# lease fits two calls of under 10 minutes, e.g.
+#
+#   PARTS="tests grammar_grid" bash benchmarks/gpu_session.sh
+#   PARTS="imdb_grid" RNNBENCH_IMDB=path/to/aclImdb_labelled.tar.gz bash benchmarks/gpu_session.sh
+#
+# `CHECK=1` runs a one-minute smoke of the sweeps and the benchmarks instead.
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 export RNNBENCH_IMDB=${RNNBENCH_IMDB:-$PWD/.data/aclImdb_labelled.tar.gz}
 out=${OUT:-gpu_out}
+store=/tmp/rnnbench
 mkdir -p "$out"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 python3 -c "import torch, ray; print('torch', torch.__version__, 'ray', ray.__version__)" | tee -a "$out/gpu.txt"
 
 if [ "${CHECK:-0}" = 1 ]; then
   python3 benchmarks/gpu_group.py --tiny --out "$out/tiny" > "$out/tiny.log" 2>&1; echo "gpu_group tiny exit $?"
-  python3 sweeps/imdb_grid.py --preset smoke --epochs 1 --storage /tmp/rnnbench --name check > "$out/check.log" 2>&1
+  python3 sweeps/imdb_grid.py --preset smoke --epochs 1 --storage $store --name check > "$out/check.log" 2>&1
   echo "check grid exit $?"; tail -25 "$out/check.log"; tail -5 "$out/tiny.log"
   python3 -m benchmarks.bench_grammar_group --device cuda --threads 1 --members 8 --n 2000 --out "$out/grammar_tiny.json" \
     > "$out/grammar_tiny.log" 2>&1; echo "grammar tiny exit $?"; tail -4 "$out/grammar_tiny.log"
   exit 0
 fi
 
-start=$(date +%s)
-timeout "${GRID_S:-330}" python3 sweeps/imdb_grid.py --storage /tmp/rnnbench --name imdb_grid ${GRID_ARGS:-} > "$out/grid.log" 2>&1
-echo "grid exit $? wall $(( $(date +%s) - start )) s" | tee -a "$out/grid.log"
-python3 -m rnnbench.results /tmp/rnnbench/imdb_grid --export "$out/grid_rows.csv" > "$out/grid_report.txt" 2>&1
-timeout "${PACK_S:-200}" python3 benchmarks/gpu_group.py --out "$out" --budget-s "${PACK_BUDGET_S:-120}" > "$out/gpu_group.log" 2>&1
-echo "gpu_group exit $?"
-if [ "${GRAMMAR:-1}" = 1 ]; then
-  timeout "${GRAMMAR_S:-240}" python3 -m benchmarks.bench_grammar_group --device cuda --threads 1 --n "${GRAMMAR_N:-30000}" \
-    --out "$out/grammar_group.json" > "$out/grammar_group.log" 2>&1
-  echo "grammar group exit $?"; tail -4 "$out/grammar_group.log"
-  timeout "${GRAMMAR_S:-240}" python3 -m benchmarks.bench_grammar_group --device cuda --threads 1 --n "${GRAMMAR_N:-30000}" \
-    --compile --no-mixed --out "$out/grammar_group_compiled.json" > "$out/grammar_group_compiled.log" 2>&1
-  echo "grammar group, compiled cells, exit $?"; tail -4 "$out/grammar_group_compiled.log"
-fi
-grep -v "INFO\|WARNING" "$out/grid.log" | tail -40
-cat "$out/gpu_group.txt"
+# grid NAME SCRIPT [FLAGS...]: one epoch of SCRIPT's default grid, timed, and its row in rows.md
+grid() {
+  local name=$1 script=$2
+  shift 2
+  local start rc wall done
+  start=$(date +%s)
+  timeout "${GRID_S:-270}" python3 "$script" --epochs 1 --storage $store --name "$name" "$@" > "$out/$name.log" 2>&1
+  rc=$?
+  wall=$(( $(date +%s) - start ))
+  python3 -m rnnbench.results $store/"$name" --export "$out/$name.csv" > "$out/$name.report.txt" 2>&1
+  done=$(( $(cat "$out/$name.csv" 2>/dev/null | wc -l) - 1 ))  # the export's header line; -1: no record
+  echo "| $name | ${*:-eager} | exit $rc | $done | $wall | $(python3 -c "print(f'{$done / $wall:.3f}')") |" | tee -a "$out/rows.md"
+  grep -v "INFO\|WARNING" "$out/$name.log" | tail -15
+}
+
+[ -f "$out/rows.md" ] || echo "| run | flags | end | member-epochs done | wall s | member-epochs/s |" > "$out/rows.md"
+for part in ${PARTS:-tests grammar_grid}; do
+  case $part in
+    tests)
+      timeout "${TESTS_S:-180}" python3 -m pytest -q -p no:cacheprovider tests/test_cuda_graphs.py > "$out/tests.log" 2>&1
+      echo "cuda graph tests exit $?"; tail -15 "$out/tests.log" ;;
+    grammar_grid)
+      grid grammar_eager sweeps/grammar_grid.py
+      grid grammar_graphs sweeps/grammar_grid.py --cuda-graphs true ;;
+    imdb_grid)
+      python3 -c "from rnnbench.train.classifier import ClassifierConfig, load_data; load_data(ClassifierConfig())"  # tokenized once, before both
+      grid imdb_eager sweeps/imdb_grid.py
+      grid imdb_graphs sweeps/imdb_grid.py --cuda-graphs true ;;
+    pack)
+      timeout "${PACK_S:-200}" python3 benchmarks/gpu_group.py --out "$out" --budget-s "${PACK_BUDGET_S:-120}" > "$out/gpu_group.log" 2>&1
+      echo "gpu_group exit $?"; cat "$out/gpu_group.txt" ;;
+    grammar)
+      for flag in "" --cuda-graphs; do
+        timeout "${GRAMMAR_S:-240}" python3 -m benchmarks.bench_grammar_group --device cuda --threads 1 --n "${GRAMMAR_N:-30000}" \
+          $flag --out "$out/grammar_group$flag.json" > "$out/grammar_group$flag.log" 2>&1
+        echo "grammar group $flag exit $?"; tail -4 "$out/grammar_group$flag.log"
+      done ;;
+    *) echo "unknown part $part; use tests, grammar_grid, imdb_grid, pack or grammar"; exit 2 ;;
+  esac
+done
+cat "$out/rows.md"
