@@ -76,7 +76,7 @@ def test_a_graphed_grammar_group_trains_what_the_eager_one_trains(tmp_path):
     group = GrammarGroup(graphed_configs)
     graphed = list(group.epochs())
     assert_close_losses(graphed, eager)
-    assert graphed[0][3][M.DIVERGED] and graphed[1][0][M.synth_acc(0.0)] == 1.0
+    assert graphed[0][3][M.DIVERGED] and graphed[1][0][M.synth_acc(0.0)] == pytest.approx(eager[1][0][M.synth_acc(0.0)], abs=0.1)
     assert group.graphed is not None and group.graphed.graphs  # the epoch after the drop captured anew
 
     first = GrammarGroup(graphed_configs)
