@@ -48,7 +48,7 @@ grid() {
   rc=$?
   wall=$(( $(date +%s) - start ))
   python3 -m rnnbench.results $store/"$name" --export "$out/$name.csv" > "$out/$name.report.txt" 2>&1
-  done=$(( $(cat "$out/$name.csv" 2>/dev/null | wc -l) - 1 ))  # the export's header line; -1: no record
+  done=$(python3 -c "import pandas; print(len(pandas.read_csv('$out/$name.csv')))" 2>/dev/null || echo 0)
   echo "| $name | ${*:-eager} | exit $rc | $done | $wall | $(python3 -c "print(f'{$done / $wall:.3f}')") |" | tee -a "$out/rows.md"
   grep -v "INFO\|WARNING" "$out/$name.log" | tail -15
 }

@@ -74,7 +74,7 @@ class Sequences:
 def static_width(width: int) -> int:
     """`width` rounded up to one of 8 widths per doubling (..., 15, 16, 18, 20, ..., 30, 32, 36, ...):
     at most 1/8 more padding. A run replaying its steps from CUDA graphs (rnnbench.graphs) needs a
-    graph per width, and IMDB's ~2,500 lengths then take ~75 widths."""
+    graph per width, and IMDB's lengths (up to ~2,500) then take 74 widths."""
     if width <= 16:
         return width
     unit = 1 << (width.bit_length() - 4)
