@@ -6,9 +6,8 @@ import argparse
 import dataclasses
 import types
 import typing
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
-T = TypeVar("T")
 HELP_WIDTH = 100  # --help lines, whatever the terminal: readable in a pager, a log or a README
 
 
@@ -90,8 +89,3 @@ def given_config(cls: type, args: argparse.Namespace) -> dict[str, Any]:
             value = getattr(args, field.name)
             values[field.name] = tuple(value) if isinstance(value, list) else value
     return values
-
-
-def config_from_args(cls: type[T], args: argparse.Namespace, **overrides: Any) -> T:
-    """Build the dataclass from parsed flags, its own defaults filling in the rest."""
-    return cls(**{**given_config(cls, args), **overrides})
