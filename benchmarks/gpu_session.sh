@@ -4,8 +4,8 @@
 # for, in order, each under its own time limit. Every number lands in $OUT (default ./gpu_out).
 #
 #   tests         the CUDA-graph tests (tests/test_cuda_graphs.py: graphed groups train what eager ones train)
-#   grammar_grid  the default grammar grid (120 members) through the real sweeps/grammar_grid.py, one epoch,
-#                 eager and then with --cuda-graphs true
+#   grammar_grid  the default grammar grid (120 members) through the real sweeps/grammar_grid.py, one epoch
+#                 (GRID_EPOCHS; all 10 do not fit a lease), eager and then with --cuda-graphs true
 #   imdb_grid     the default IMDB grid (90 members) through the real sweeps/imdb_grid.py, the same way
 #   pack          the classifier packing curve (benchmarks/gpu_group.py)
 #   grammar       bench_grammar_group: the 120 grammar members fused against one at a time (n = GRAMMAR_N),
@@ -38,13 +38,13 @@ if [ "${CHECK:-0}" = 1 ]; then
   exit 0
 fi
 
-# grid NAME SCRIPT [FLAGS...]: one epoch of SCRIPT's default grid, timed, and its row in rows.md
+# grid NAME SCRIPT [FLAGS...]: GRID_EPOCHS (default 1) epochs of SCRIPT's default grid, timed, and its row in rows.md
 grid() {
   local name=$1 script=$2
   shift 2
   local start rc wall done
   start=$(date +%s)
-  timeout "${GRID_S:-270}" python3 "$script" --epochs 1 --storage $store --name "$name" "$@" > "$out/$name.log" 2>&1
+  timeout "${GRID_S:-270}" python3 "$script" --epochs "${GRID_EPOCHS:-1}" --storage $store --name "$name" "$@" > "$out/$name.log" 2>&1
   rc=$?
   wall=$(( $(date +%s) - start ))
   python3 -m rnnbench.results $store/"$name" --export "$out/$name.csv" > "$out/$name.report.txt" 2>&1
